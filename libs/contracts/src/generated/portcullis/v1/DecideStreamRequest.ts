@@ -1,0 +1,14 @@
+// Original file: proto/portcullis/v1/policy_decision.proto
+
+import type { DecideRequest as _portcullis_v1_DecideRequest, DecideRequest__Output as _portcullis_v1_DecideRequest__Output } from '../../portcullis/v1/DecideRequest';
+import type { Long } from '@grpc/proto-loader';
+
+export interface DecideStreamRequest {
+  'request_id'?: (number | string | Long);
+  'request'?: (_portcullis_v1_DecideRequest | null);
+}
+
+export interface DecideStreamRequest__Output {
+  'request_id': (number);
+  'request': (_portcullis_v1_DecideRequest__Output | null);
+}

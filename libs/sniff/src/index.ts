@@ -1,0 +1,2 @@
+export { normalizeName, normalizeRuleName } from './names';
+export type { NameProblem, NameResult } from './names';
