@@ -46,7 +46,6 @@ export function normalizeName(raw: string): NameResult {
  */
 export function normalizeRuleName(raw: string): NameResult & { converted?: boolean } {
   let ascii = raw;
-  // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(raw)) {
     ascii = domainToASCII(raw.normalize('NFC'));
     if (ascii === '') return fail('unicode', `"${raw}" is not a valid internationalised name`);
