@@ -1,1 +1,5 @@
-export {};
+// policy-service: one service process, started from the config file named by --config.
+import { startPolicyService } from '@portcullis/policy';
+import { runServiceMain } from '@portcullis/platform';
+
+runServiceMain('policy-service', startPolicyService);

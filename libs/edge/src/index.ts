@@ -1,1 +1,6 @@
-export {};
+export { startEdgeProxy } from './proxy';
+export type { EdgeHandle, EdgeDeps } from './proxy';
+export { DecisionClient } from './decide';
+export type { Verdict, DecideInput } from './decide';
+export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT } from './flow';
+export { connectUpstream, resolveName } from './connect';

@@ -1,1 +1,10 @@
-export {};
+export { configSchema, parseConfig, loadConfigFile, splitHostPort, ConfigError } from './config';
+export type { PortcullisConfig, ListenerConfig } from './config';
+export { createLogger } from './logger';
+export type { Logger } from './logger';
+export { startGrpcServer, bearer, deadline, grpcError, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
+export type { GrpcServerHandle } from './grpc-kit';
+export { connectRedis, waitForRedis } from './redis';
+export type { Redis } from './redis';
+export { onShutdown, runServiceMain } from './lifecycle';
+export type { Stoppable } from './lifecycle';

@@ -1,0 +1,97 @@
+// The audit consumer: reads the flow stream as a member of consumer group `audit`, writes each
+// batch to the sink, and only then acknowledges it. Entries a dead consumer left pending are
+// claimed after claimIdleMs.
+import { decodeFlowEvent } from '@portcullis/flow-events';
+import type { FlowTransport, StreamEntry } from '@portcullis/flow-events';
+import type { Logger } from '@portcullis/platform';
+import type { AuditSink } from './sink';
+
+export interface ConsumerOptions {
+  consumer: string;
+  batchSize: number;
+  blockMs: number;
+  claimIdleMs: number;
+}
+
+export class AuditConsumer {
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+  private lastClaim = 0;
+  readonly stats = { written: 0, invalid: 0, claimed: 0, errors: 0 };
+
+  constructor(
+    private readonly transport: FlowTransport,
+    private readonly sink: AuditSink,
+    private readonly rejects: AuditSink,
+    private readonly log: Logger,
+    private readonly opts: ConsumerOptions,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    let recovered = false;
+    while (this.running) {
+      try {
+        if (!recovered) {
+          await this.transport.ensureGroup();
+          // Our own unacknowledged entries from before a restart come first.
+          for (;;) {
+            const own = await this.transport.readOwnPending(this.opts.consumer, this.opts.batchSize);
+            if (own.length === 0) break;
+            await this.handle(own);
+          }
+          recovered = true;
+        }
+        if (Date.now() - this.lastClaim > Math.min(this.opts.claimIdleMs, 5_000)) {
+          this.lastClaim = Date.now();
+          const claimed = await this.transport.claimIdle(this.opts.consumer, this.opts.claimIdleMs, this.opts.batchSize);
+          if (claimed.length) {
+            this.stats.claimed += claimed.length;
+            this.log.info({ count: claimed.length }, 'audit.claimed entries of an idle consumer');
+            await this.handle(claimed);
+          }
+        }
+        const batch = await this.transport.read(this.opts.consumer, this.opts.batchSize, this.opts.blockMs);
+        await this.handle(batch);
+        backoff = 100;
+      } catch (err) {
+        if (!this.running) break;
+        this.stats.errors++;
+        this.log.warn({ err: (err as Error).message, retryMs: backoff }, 'audit.read failed; retrying');
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 2_000);
+        recovered = false;
+      }
+    }
+  }
+
+  private async handle(batch: StreamEntry[]): Promise<void> {
+    if (batch.length === 0) return;
+    const lines: string[] = [];
+    const bad: string[] = [];
+    for (const entry of batch) {
+      const r = decodeFlowEvent(entry.data);
+      if (r.ok) lines.push(JSON.stringify(r.event));
+      else bad.push(JSON.stringify({ id: entry.id, error: r.error, raw: entry.data.slice(0, 4096) }));
+    }
+    await this.sink.write(lines);
+    if (bad.length) {
+      this.stats.invalid += bad.length;
+      this.log.warn({ count: bad.length }, 'audit.invalid events kept in the rejects file');
+      await this.rejects.write(bad);
+    }
+    await this.transport.ack(batch.map((e) => e.id));
+    this.stats.written += lines.length;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.transport.close();
+    await this.loop;
+  }
+}

@@ -1,0 +1,42 @@
+// startAuditService(config): one consumer of the flow stream writing the durable audit log.
+import { RedisFlowTransport } from '@portcullis/flow-events';
+import type { FlowTransport } from '@portcullis/flow-events';
+import { connectRedis } from '@portcullis/platform';
+import type { Logger, PortcullisConfig } from '@portcullis/platform';
+import { AuditConsumer } from './consumer';
+import { NdjsonFileSink } from './sink';
+
+export interface AuditServiceHandle {
+  consumer: AuditConsumer;
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+export async function startAuditService(config: Readonly<PortcullisConfig>, deps: { log: Logger; transport?: FlowTransport }): Promise<AuditServiceHandle> {
+  const log = deps.log;
+  let transport = deps.transport;
+  const cleanups: (() => void)[] = [];
+  if (!transport) {
+    if (!config.redis.url) throw new Error('audit-service needs redis.url (or run `portcullis run all` for the embedded stack)');
+    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 });
+    const reader = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 });
+    for (const r of [redis, reader]) r.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+    transport = new RedisFlowTransport(redis, { maxLen: config.stream.maxLen, reader });
+    cleanups.push(() => redis.disconnect());
+  }
+  const sink = new NdjsonFileSink(config.audit.log);
+  const rejects = new NdjsonFileSink(`${config.audit.log}.rejects`);
+  const consumer = new AuditConsumer(transport, sink, rejects, log, { consumer: config.audit.consumer, batchSize: config.audit.batchSize, blockMs: 1_000, claimIdleMs: config.audit.claimIdleMs });
+  consumer.start();
+  log.info({ log: config.audit.log, consumer: config.audit.consumer, stream: transport.kind }, 'audit-service consuming');
+  return {
+    consumer,
+    logPath: config.audit.log,
+    stop: async () => {
+      await consumer.stop();
+      await sink.close();
+      await rejects.close();
+      for (const c of cleanups) c();
+    },
+  };
+}

@@ -1,0 +1,228 @@
+// One client connection through the six stages: listen → sniff → decide → connect → relay → report.
+// Every outcome, refusal and failure ends in exactly one flow.start and one flow.end.
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { ClientHelloReader, detectProtocol } from '@portcullis/sniff';
+import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
+import type { ListenerConfig, Logger } from '@portcullis/platform';
+import { connectUpstream } from './connect';
+import type { DecideInput, DecisionClient, Verdict } from './decide';
+
+/** TLS alert record: fatal access_denied (49). */
+export const ACCESS_DENIED_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
+/** TLS alert record: fatal decode_error (50), for hellos we cannot parse. */
+export const DECODE_ERROR_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+
+export interface FlowContext {
+  nodeId: string;
+  listener: ListenerConfig;
+  sniffTimeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  resolve: Readonly<Record<string, readonly string[]>>;
+  decider: DecisionClient;
+  log: Logger;
+  report(e: FlowStart | FlowEnd): void;
+  track(socket: Socket): void;
+}
+
+type Protocol = FlowStart['protocol'];
+
+interface Learned {
+  sni: string;
+  protocol: Protocol;
+  ech: boolean;
+  echGrease: boolean;
+  noNameReason: string;
+  /** sniff-stage refusal that no policy can override (unparsable or oversized hello) */
+  refusal?: { reason: string; alert: Buffer };
+}
+
+/** sniff: buffers client bytes until the hello is complete, the bytes are clearly not TLS, or time runs out. */
+function sniff(client: Socket, timeoutMs: number): Promise<{ learned: Learned; buffered: Buffer[] }> {
+  return new Promise((resolve) => {
+    const reader = new ClientHelloReader();
+    const buffered: Buffer[] = [];
+    let done = false;
+    const finish = (learned: Learned): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      client.off('data', onData);
+      client.off('end', onEnd);
+      client.pause();
+      resolve({ learned, buffered });
+    };
+    const none = (protocol: Protocol, noNameReason: string, refusal?: Learned['refusal']): Learned => ({ sni: '', protocol, ech: false, echGrease: false, noNameReason, ...(refusal ? { refusal } : {}) });
+    const onData = (chunk: Buffer): void => {
+      buffered.push(chunk);
+      const r = reader.push(chunk);
+      switch (r.kind) {
+        case 'need-more':
+          return;
+        case 'hello': {
+          const h = r.hello;
+          const sni = h.sni.kind === 'name' ? h.sni.name : '';
+          const noName = h.sni.kind === 'name' ? '' : h.sni.kind === 'none' ? 'no-sni' : `sni-${h.sni.kind}`;
+          return finish({ sni, protocol: 'tls', ech: h.ech.present, echGrease: false, noNameReason: noName });
+        }
+        case 'not-tls': {
+          const p = detectProtocol(Buffer.concat(buffered));
+          return finish(none(p === 'need-more' ? 'unknown' : p, 'not-tls'));
+        }
+        case 'too-large':
+          return finish(none('tls', 'hello-too-large', { reason: 'hello-too-large', alert: DECODE_ERROR_ALERT }));
+        case 'invalid':
+          return finish(none('tls', 'invalid-hello', { reason: 'invalid-hello', alert: DECODE_ERROR_ALERT }));
+      }
+    };
+    const onEnd = (): void => finish(none(buffered.length ? 'tls' : 'unknown', buffered.length ? 'truncated-hello' : 'client-closed', { reason: buffered.length ? 'truncated-hello' : 'client-closed', alert: Buffer.alloc(0) }));
+    const timer = setTimeout(() => finish(none(buffered.length ? 'tls' : 'unknown', buffered.length ? 'sniff-timeout' : 'client-silent')), timeoutMs);
+    client.on('data', onData);
+    client.on('end', onEnd);
+  });
+}
+
+export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void> {
+  const started = Date.now();
+  const flowId = randomUUID();
+  const src = `${client.remoteAddress ?? ''}:${client.remotePort ?? 0}`;
+  const mode = ctx.listener.mode;
+  const port = ctx.listener.upstreamPort;
+  let upstream: Socket | undefined;
+  let closeReason = '';
+  let startEvent: FlowStart | undefined;
+  ctx.track(client);
+  client.on('error', (err: NodeJS.ErrnoException) => {
+    closeReason ||= `client-error:${err.code ?? 'unknown'}`;
+  });
+
+  const endFlow = (): void => {
+    if (!startEvent) return;
+    ctx.report({
+      ...startEvent,
+      event: 'flow.end',
+      bytesUp: upstream?.bytesWritten ?? 0,
+      bytesDown: upstream ? client.bytesWritten : 0,
+      durationMs: Date.now() - started,
+      closeReason: closeReason || 'closed',
+      traceId: '',
+    });
+    ctx.log.info({ flowId, sni: startEvent.sni, verdict: startEvent.verdict, closeReason: closeReason || 'closed', bytesUp: upstream?.bytesWritten ?? 0, bytesDown: upstream ? client.bytesWritten : 0 }, 'flow.end');
+  };
+
+  const refuse = (alert: Buffer, reason: string): void => {
+    closeReason = reason;
+    client.once('close', endFlow);
+    if (client.destroyed) return;
+    client.resume(); // discard whatever else the client sends
+    if (alert.length) client.end(alert);
+    else client.end();
+    client.setTimeout(2_000, () => client.destroy());
+  };
+
+  // sniff
+  const { learned, buffered } = await sniff(client, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
+
+  const event = (v: Pick<Verdict, 'verdict' | 'ruleId' | 'reason' | 'detail' | 'policyVersion' | 'wouldDeny'>, dst: string): FlowStart => ({
+    v: 1,
+    event: 'flow.start',
+    flowId,
+    nodeId: ctx.nodeId,
+    listener: ctx.listener.name,
+    mode,
+    src,
+    dst,
+    sni: learned.sni,
+    connectHost: '',
+    protocol: learned.protocol,
+    verdict: v.verdict,
+    ruleId: v.ruleId,
+    reason: v.reason,
+    detail: v.detail,
+    policyVersion: v.policyVersion,
+    startTime: new Date(started).toISOString(),
+    ...(v.wouldDeny ? { wouldDeny: true } : {}),
+    ...(learned.echGrease ? { echGrease: true } : {}),
+  });
+
+  if (learned.refusal) {
+    startEvent = event({ verdict: 'deny', ruleId: '', reason: learned.refusal.reason, detail: `refused before any decision: ${learned.refusal.reason}`, policyVersion: ctx.decider.policyVersion, wouldDeny: false }, '');
+    ctx.report(startEvent);
+    ctx.log.info({ flowId, reason: learned.refusal.reason, src }, 'flow.start');
+    return refuse(learned.refusal.alert, learned.refusal.reason);
+  }
+
+  // decide
+  const input: DecideInput = { sni: learned.sni, connectHost: '', port, sourceIp: client.remoteAddress ?? '', protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: learned.noNameReason, listener: ctx.listener.name, flowId };
+  const verdict = await ctx.decider.decide(input);
+  const name = learned.sni;
+  const dstName = name ? `${name}:${port}` : '';
+
+  if (verdict.verdict === 'deny') {
+    startEvent = event(verdict, dstName);
+    ctx.report(startEvent);
+    ctx.log.info({ flowId, sni: name, verdict: 'deny', ruleId: verdict.ruleId, reason: verdict.reason, src }, 'flow.start');
+    return refuse(learned.protocol === 'tls' ? ACCESS_DENIED_ALERT : Buffer.alloc(0), 'denied');
+  }
+  if (!name) {
+    // Allowed without a name: an SNI listener has nowhere to send it.
+    startEvent = event({ ...verdict, verdict: 'deny', reason: 'no-destination', detail: `${verdict.detail}; but no name to connect to` }, '');
+    ctx.report(startEvent);
+    return refuse(Buffer.alloc(0), 'no-destination');
+  }
+
+  // connect
+  const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs });
+  if (!conn.ok) {
+    startEvent = event(verdict, dstName);
+    ctx.report(startEvent);
+    ctx.log.info({ flowId, sni: name, verdict: 'allow', reason: conn.reason, detail: conn.detail }, 'flow.start');
+    return refuse(Buffer.alloc(0), conn.reason);
+  }
+  upstream = conn.socket;
+  ctx.track(upstream);
+  startEvent = event(verdict, `${conn.address}:${port}`);
+  ctx.report(startEvent);
+  ctx.log.info({ flowId, sni: name, verdict: 'allow', ruleId: verdict.ruleId, reason: verdict.reason, dst: startEvent.dst, src }, 'flow.start');
+  if (client.destroyed) {
+    closeReason = 'client-closed';
+    upstream.destroy();
+    endFlow();
+    return;
+  }
+
+  // relay: the sniffed bytes first, unchanged, then both directions with half-close.
+  relay(client, upstream, buffered, ctx.idleTimeoutMs, (reason) => {
+    closeReason ||= reason;
+  }, endFlow);
+}
+
+/** Pipes both ways; an end on one side becomes an end (FIN) on the other, not a full close. */
+export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs: number, setReason: (r: string) => void, done: () => void): void {
+  let open = 2;
+  const closed = (): void => {
+    if (--open === 0) done();
+  };
+  client.once('close', closed);
+  upstream.once('close', closed);
+  upstream.on('error', (err: NodeJS.ErrnoException) => {
+    setReason(`upstream-error:${err.code ?? 'unknown'}`);
+    client.destroy();
+  });
+  client.on('error', () => upstream.destroy());
+  // The client is gone both ways: nothing the upstream sends can be delivered any more.
+  client.once('close', () => upstream.destroy());
+  client.once('end', () => setReason('client-closed'));
+  upstream.once('end', () => setReason('upstream-closed'));
+  // client activity covers both directions: reads are uploads, writes are downloads
+  client.setTimeout(idleMs, () => {
+    setReason('idle-timeout');
+    client.destroy();
+    upstream.destroy();
+  });
+  for (const b of first) upstream.write(b);
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+}

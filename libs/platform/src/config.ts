@@ -1,0 +1,129 @@
+// The one deployment config file: schema, defaults and validation (every problem named by its path).
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT');
+const ms = (def: number) => z.number().int().min(1).max(86_400_000).default(def);
+
+const listenerSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'letters, digits, - and _'),
+  mode: z.enum(['sni']),
+  listen: hostPort,
+  upstreamPort: z.number().int().min(1).max(65535).default(443),
+  sniffTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+});
+
+const redisSchema = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss://').optional(),
+  keyPrefix: z.string().regex(/^[a-z0-9_-]+$/i).default('portcullis'),
+});
+
+const policySchema = z.strictObject({
+  listen: hostPort.default('127.0.0.1:50051'),
+  profile: z.string().optional(),
+  adminToken: z.string().min(8, 'at least 8 characters').optional(),
+  verdictTtlMs: ms(30_000),
+  historyLimit: z.number().int().min(1).max(10_000).default(50),
+});
+
+const edgeSchema = z.strictObject({
+  nodeId: z.string().min(1).default(hostname()),
+  policyService: hostPort.default('127.0.0.1:50051'),
+  listeners: z.array(listenerSchema).default([]),
+  resolve: z.record(z.string(), z.array(z.union([z.ipv4(), z.ipv6()])).min(1)).default({}),
+  sniffTimeoutMs: ms(5_000),
+  decideTimeoutMs: ms(250),
+  connectTimeoutMs: ms(5_000),
+  idleTimeoutMs: ms(300_000),
+  failMode: z.enum(['closed', 'open']).default('closed'),
+  l1CacheSize: z.number().int().min(0).max(10_000_000).default(100_000),
+  eventQueueSize: z.number().int().min(100).max(10_000_000).default(100_000),
+});
+
+const auditSchema = z.strictObject({
+  log: z.string().default('data/audit.log'),
+  consumer: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  batchSize: z.number().int().min(1).max(10_000).default(500),
+  claimIdleMs: ms(30_000),
+});
+
+const streamSchema = z.strictObject({
+  maxLen: z.number().int().min(1000).default(1_000_000),
+});
+
+export const configSchema = z.strictObject({
+  redis: redisSchema.default({ keyPrefix: 'portcullis' }),
+  policy: policySchema.prefault({}),
+  edge: edgeSchema.prefault({}),
+  audit: auditSchema.prefault({}),
+  stream: streamSchema.prefault({}),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
+});
+
+export type PortcullisConfig = z.infer<typeof configSchema>;
+export type ListenerConfig = z.infer<typeof listenerSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'PORTCULLIS_ERR_CONFIG';
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config ${source}:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+}
+
+/** Validates an already-parsed config object; throws ConfigError listing every problem. */
+export function parseConfig(raw: unknown, source = 'config'): Readonly<PortcullisConfig> {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const problems = result.error.issues.flatMap((issue) => {
+      const at = formatPath(issue.path);
+      if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => `${at ? `${at}.` : ''}${k}: unknown key`);
+      return [`${at || '(root)'}: ${issue.message}`];
+    });
+    throw new ConfigError(source, problems);
+  }
+  const config = result.data;
+  const names = new Set<string>();
+  const problems: string[] = [];
+  config.edge.listeners.forEach((l, i) => {
+    if (names.has(l.name)) problems.push(`edge.listeners[${i}].name: duplicate listener name "${l.name}"`);
+    names.add(l.name);
+  });
+  if (problems.length) throw new ConfigError(source, problems);
+  return Object.freeze(config);
+}
+
+/** Reads a YAML (or JSON) config file. The only place that touches process.env. */
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Readonly<PortcullisConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(path, [`not valid YAML: ${(err as Error).message}`]);
+  }
+  if (env['PORTCULLIS_REDIS_URL'] && raw && typeof raw === 'object') {
+    const r = raw as Record<string, Record<string, unknown>>;
+    r['redis'] = { ...(r['redis'] ?? {}), url: env['PORTCULLIS_REDIS_URL'] };
+  }
+  return parseConfig(raw, path);
+}
+
+export function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  const host = hp.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(hp.slice(i + 1)) };
+}

@@ -1,0 +1,60 @@
+// Process lifecycle: run closers in reverse order on SIGTERM/SIGINT, exit 0 when they finish.
+import type { Logger } from 'pino';
+import { ConfigError, loadConfigFile } from './config';
+import type { PortcullisConfig } from './config';
+import { createLogger } from './logger';
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export function onShutdown(log: Logger, stoppables: Stoppable[], opts: { timeoutMs?: number } = {}): void {
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutdown');
+    const timer = setTimeout(() => {
+      log.error('shutdown timed out');
+      process.exit(1);
+    }, opts.timeoutMs ?? 30_000);
+    timer.unref();
+    for (const s of [...stoppables].reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        log.error({ err }, 'shutdown step failed');
+      }
+    }
+    log.flush();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * The body of every service's main.ts: read --config, start, stop on signals.
+ * Bad config or a failed start prints one clear message and exits 1.
+ */
+export function runServiceMain<T extends Stoppable>(
+  service: string,
+  start: (config: Readonly<PortcullisConfig>, deps: { log: Logger }) => Promise<T>,
+  argv: string[] = process.argv,
+): void {
+  const i = argv.indexOf('--config');
+  const path = i > 0 ? argv[i + 1] : undefined;
+  if (!path) {
+    console.error(`usage: ${service} --config FILE`);
+    process.exit(2);
+  }
+  (async () => {
+    const config = loadConfigFile(path);
+    const log = createLogger({ level: config.log.level, service });
+    const handle = await start(config, { log });
+    onShutdown(log, [handle]);
+  })().catch((err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err instanceof Error ? `${service}: ${err.message}` : err);
+    process.exit(1);
+  });
+}

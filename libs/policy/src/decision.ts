@@ -1,0 +1,117 @@
+// PolicyDecision: Decide, DecideStream and WatchPolicy over the active compiled profile,
+// with the shared verdict cache in front of the (cheap, in-process) evaluation.
+import * as grpc from '@grpc/grpc-js';
+import type { Decision } from '@portcullis/fqdn-policy';
+import type { DecideRequest__Output, DecideResponse, PolicyDecisionHandlers, PolicyVersionEvent } from '@portcullis/contracts';
+import { grpcError } from '@portcullis/platform';
+import type { Logger } from '@portcullis/platform';
+import type { ActivePolicy, ActiveVersion } from './active-policy';
+import type { VerdictCache } from './verdict-cache';
+
+export interface DecisionOptions {
+  verdictTtlMs: number;
+  /** How long a Redis cache lookup may take before we just evaluate. */
+  cacheBudgetMs: number;
+}
+
+/** Every input the verdict may depend on, and nothing else. */
+export function cacheKey(req: DecideRequest__Output, active: ActiveVersion): string {
+  const name = req.connect_host || req.sni;
+  const c = active.compiled;
+  return [name, c.usesPorts ? req.port : '', c.usesSources ? req.source_ip : '', req.ech ? (req.ech_grease ? 'g' : 'e') : '', name ? '' : req.no_name_reason].join('|');
+}
+
+export function toResponse(d: Decision, version: number, ttlMs: number, cacheHit: boolean): DecideResponse {
+  return {
+    verdict: d.verdict === 'allow' ? 'VERDICT_ALLOW' : 'VERDICT_DENY',
+    rule_id: d.ruleId,
+    reason: d.reason,
+    detail: d.detail,
+    policy_version: version,
+    cache_ttl_ms: ttlMs,
+    would_deny: d.wouldDeny,
+    would_deny_rule_id: d.wouldDenyRuleId,
+    allow_private: d.allowPrivate,
+    cache_hit: cacheHit,
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(t);
+        resolve(undefined);
+      },
+    );
+  });
+}
+
+export class Decider {
+  constructor(
+    private readonly active: ActivePolicy,
+    private readonly cache: VerdictCache,
+    private readonly opts: DecisionOptions,
+  ) {}
+
+  async decide(req: DecideRequest__Output): Promise<DecideResponse> {
+    const active = this.active.current;
+    if (!active) throw grpcError(grpc.status.UNAVAILABLE, 'no policy loaded');
+    const key = cacheKey(req, active);
+    const hit = await withTimeout(this.cache.get(active.version, key), this.opts.cacheBudgetMs);
+    if (hit) return { ...(JSON.parse(hit) as DecideResponse), cache_hit: true };
+    const decision = active.compiled.decide({
+      name: req.connect_host || req.sni || undefined,
+      port: req.port,
+      sourceIp: req.source_ip || undefined,
+      ech: req.ech,
+      echGrease: req.ech_grease,
+      noNameReason: req.no_name_reason || undefined,
+    });
+    const response = toResponse(decision, active.version, this.opts.verdictTtlMs, false);
+    this.cache.set(active.version, key, JSON.stringify(response), this.opts.verdictTtlMs);
+    return response;
+  }
+}
+
+export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Logger): PolicyDecisionHandlers {
+  const versionEvent = (v: ActiveVersion): PolicyVersionEvent => ({ version: v.version, profile_name: v.stored.profileName, applied_at: v.stored.appliedAt });
+  return {
+    Decide(call, callback) {
+      decider.decide(call.request).then(
+        (r) => callback(null, r),
+        (err: grpc.ServiceError) => callback(err.code !== undefined ? err : grpcError(grpc.status.INTERNAL, String(err))),
+      );
+    },
+    DecideStream(call) {
+      call.on('data', (msg) => {
+        const id = msg.request_id;
+        if (!msg.request) {
+          call.write({ request_id: id, error: 'missing request' });
+          return;
+        }
+        decider.decide(msg.request).then(
+          (response) => call.write({ request_id: id, response }),
+          (err: Error) => call.write({ request_id: id, error: err.message }),
+        );
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+    WatchPolicy(call) {
+      const node = call.request.node_id;
+      log.debug({ nodeId: node }, 'watch.start');
+      const cur = active.current;
+      if (cur) call.write(versionEvent(cur));
+      const off = active.onChange((v) => call.write(versionEvent(v)));
+      call.on('cancelled', off);
+      call.on('close', off);
+      call.on('error', off);
+    },
+  };
+}
