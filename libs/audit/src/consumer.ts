@@ -2,9 +2,20 @@
 // batch to the sink, and only then acknowledges it. Entries a dead consumer left pending are
 // claimed after claimIdleMs.
 import { decodeFlowEvent } from '@portcullis/flow-events';
-import type { FlowTransport, StreamEntry } from '@portcullis/flow-events';
+import type { FlowEvent, FlowTransport, StreamEntry } from '@portcullis/flow-events';
 import type { Logger } from '@portcullis/platform';
 import type { AuditSink } from './sink';
+
+/** The audit line of an event: its identity (event, flowId) always leads the line. */
+export function auditLine(e: FlowEvent): string {
+  const { event, flowId, ...rest } = e;
+  return JSON.stringify({ event, flowId, ...rest });
+}
+
+/** The unique prefix of an event's line, used to recognise it in the sink. */
+function lineKey(line: string): string {
+  return line.slice(0, line.indexOf(',"', line.indexOf('"flowId"')) + 1);
+}
 
 export interface ConsumerOptions {
   consumer: string;
@@ -17,7 +28,7 @@ export class AuditConsumer {
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private lastClaim = 0;
-  readonly stats = { written: 0, invalid: 0, claimed: 0, errors: 0 };
+  readonly stats = { written: 0, invalid: 0, claimed: 0, errors: 0, duplicatesSkipped: 0 };
 
   constructor(
     private readonly transport: FlowTransport,
@@ -43,7 +54,7 @@ export class AuditConsumer {
           for (;;) {
             const own = await this.transport.readOwnPending(this.opts.consumer, this.opts.batchSize);
             if (own.length === 0) break;
-            await this.handle(own);
+            await this.handle(own, true);
           }
           recovered = true;
         }
@@ -53,7 +64,7 @@ export class AuditConsumer {
           if (claimed.length) {
             this.stats.claimed += claimed.length;
             this.log.info({ count: claimed.length }, 'audit.claimed entries of an idle consumer');
-            await this.handle(claimed);
+            await this.handle(claimed, true);
           }
         }
         const batch = await this.transport.read(this.opts.consumer, this.opts.batchSize, this.opts.blockMs);
@@ -70,14 +81,27 @@ export class AuditConsumer {
     }
   }
 
-  private async handle(batch: StreamEntry[]): Promise<void> {
+  /**
+   * Writes then acknowledges. `redelivered` entries (our own pending ones after a restart, or
+   * claimed from a dead consumer) may already be in the sink: those already there are skipped,
+   * so a redelivery never duplicates a line.
+   */
+  private async handle(batch: StreamEntry[], redelivered = false): Promise<void> {
     if (batch.length === 0) return;
-    const lines: string[] = [];
+    let lines: string[] = [];
     const bad: string[] = [];
     for (const entry of batch) {
       const r = decodeFlowEvent(entry.data);
-      if (r.ok) lines.push(JSON.stringify(r.event));
+      if (r.ok) lines.push(auditLine(r.event));
       else bad.push(JSON.stringify({ id: entry.id, error: r.error, raw: entry.data.slice(0, 4096) }));
+    }
+    if (redelivered && lines.length) {
+      const keys = lines.map(lineKey);
+      const present = await this.sink.has(keys);
+      if (present.size) {
+        this.stats.duplicatesSkipped += present.size;
+        lines = lines.filter((_, i) => !present.has(keys[i] as string));
+      }
     }
     await this.sink.write(lines);
     if (bad.length) {

@@ -1,5 +1,5 @@
 export { startAuditService } from './service';
 export type { AuditServiceHandle } from './service';
-export { AuditConsumer } from './consumer';
-export { NdjsonFileSink } from './sink';
+export { AuditConsumer, auditLine } from './consumer';
+export { NdjsonFileSink, StdoutSink, FanoutSink } from './sink';
 export type { AuditSink } from './sink';

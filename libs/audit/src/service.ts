@@ -4,7 +4,7 @@ import type { FlowTransport } from '@portcullis/flow-events';
 import { connectRedis } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { AuditConsumer } from './consumer';
-import { NdjsonFileSink } from './sink';
+import { FanoutSink, NdjsonFileSink, StdoutSink } from './sink';
 
 export interface AuditServiceHandle {
   consumer: AuditConsumer;
@@ -24,8 +24,9 @@ export async function startAuditService(config: Readonly<PortcullisConfig>, deps
     transport = new RedisFlowTransport(redis, { maxLen: config.stream.maxLen, reader });
     cleanups.push(() => redis.disconnect());
   }
-  const sink = new NdjsonFileSink(config.audit.log);
-  const rejects = new NdjsonFileSink(`${config.audit.log}.rejects`);
+  const file = new NdjsonFileSink(config.audit.log, { maxBytes: config.audit.rotateBytes, daily: config.audit.rotateDaily });
+  const sink = config.audit.stdout ? new FanoutSink([file, new StdoutSink()]) : file;
+  const rejects = new NdjsonFileSink(`${config.audit.log}.rejects`, { daily: false });
   const consumer = new AuditConsumer(transport, sink, rejects, log, { consumer: config.audit.consumer, batchSize: config.audit.batchSize, blockMs: 1_000, claimIdleMs: config.audit.claimIdleMs });
   consumer.start();
   log.info({ log: config.audit.log, consumer: config.audit.consumer, stream: transport.kind }, 'audit-service consuming');

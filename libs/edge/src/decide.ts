@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
 import { loadContracts } from '@portcullis/contracts';
-import type { DecideRequest, DecideResponse__Output, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
+import type { DecideRequest, DecideResponse__Output, DecideStreamRequest, DecideStreamResponse__Output, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
 import { CLIENT_OPTIONS } from '@portcullis/platform';
 import type { Logger } from '@portcullis/platform';
 
@@ -59,7 +59,11 @@ export class DecisionClient {
   private watch: grpc.ClientReadableStream<PolicyVersionEvent__Output> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, failures: 0 };
+  private stream: grpc.ClientDuplexStream<DecideStreamRequest, DecideStreamResponse__Output> | undefined;
+  private streamBrokenAt = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, (res: DecideResponse__Output | undefined) => void>();
+  readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, streamCalls: 0, unaryCalls: 0, failures: 0 };
 
   constructor(
     private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; log: Logger },
@@ -132,20 +136,79 @@ export class DecisionClient {
       flow_id: input.flowId,
       no_name_reason: input.noNameReason,
     };
+    return this.ask(req).then((res) => {
+      if (!res) {
+        this.stats.failures++;
+        return this.failVerdict();
+      }
+      const verdict = fromResponse(res);
+      if (verdict.policyVersion > this.version) this.onVersion(verdict.policyVersion);
+      if (res.cache_ttl_ms > 0 && verdict.policyVersion >= this.version) {
+        this.l1.set(key, { verdict, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
+      }
+      return verdict;
+    });
+  }
+
+  /**
+   * One decision over the long-lived DecideStream (a unary call per flow tops out near 2,500/s
+   * here; the stream carries far more). If the stream is broken, unary until it has had a
+   * second to recover. Resolves undefined when no answer came within the deadline.
+   */
+  private ask(req: DecideRequest): Promise<DecideResponse__Output | undefined> {
+    const stream = this.openStream();
+    if (!stream) return this.unary(req, Date.now() + this.opts.decideTimeoutMs);
+    this.stats.streamCalls++;
+    const id = this.nextId++;
+    const deadline = Date.now() + this.opts.decideTimeoutMs;
     return new Promise((resolve) => {
-      this.client.Decide(req, { deadline: Date.now() + this.opts.decideTimeoutMs }, (err, res) => {
-        if (err || !res) {
-          this.stats.failures++;
-          this.opts.log.warn({ code: err?.code, details: err?.details }, 'decide failed');
-          resolve(this.failVerdict());
-          return;
-        }
-        const verdict = fromResponse(res);
-        if (verdict.policyVersion > this.version) this.onVersion(verdict.policyVersion);
-        if (res.cache_ttl_ms > 0 && verdict.policyVersion >= this.version) {
-          this.l1.set(key, { verdict, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
-        }
-        resolve(verdict);
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.opts.log.warn({ deadlineMs: this.opts.decideTimeoutMs }, 'decide timed out');
+        resolve(undefined);
+      }, this.opts.decideTimeoutMs);
+      this.pending.set(id, (res) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        // The stream broke under this request: spend what is left of its deadline on a unary call.
+        if (res === undefined && !this.closed && deadline - Date.now() > 5) this.unary(req, deadline).then(resolve);
+        else resolve(res);
+      });
+      stream.write({ request_id: id, request: req });
+    });
+  }
+
+  private openStream(): grpc.ClientDuplexStream<DecideStreamRequest, DecideStreamResponse__Output> | undefined {
+    if (this.stream) return this.stream;
+    if (this.closed || Date.now() - this.streamBrokenAt < 1_000) return undefined;
+    const stream = this.client.DecideStream();
+    this.stream = stream;
+    stream.on('data', (msg: DecideStreamResponse__Output) => {
+      const done = this.pending.get(msg.request_id);
+      if (!done) return; // answered after its deadline
+      if (msg.error || !msg.response) {
+        this.opts.log.warn({ error: msg.error }, 'decide refused');
+        done(msg.response ?? undefined);
+      } else done(msg.response);
+    });
+    const broken = (err?: grpc.ServiceError): void => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.streamBrokenAt = Date.now();
+      if (err && !this.closed) this.opts.log.warn({ code: err.code, details: err.details }, 'decide stream broken; unary until it recovers');
+      for (const done of [...this.pending.values()]) done(undefined);
+    };
+    stream.on('error', broken);
+    stream.on('end', () => broken());
+    return stream;
+  }
+
+  private unary(req: DecideRequest, deadline: number): Promise<DecideResponse__Output | undefined> {
+    this.stats.unaryCalls++;
+    return new Promise((resolve) => {
+      this.client.Decide(req, { deadline }, (err, res) => {
+        if (err) this.opts.log.warn({ code: err.code, details: err.details }, 'decide failed');
+        resolve(err ? undefined : res);
       });
     });
   }
@@ -168,6 +231,7 @@ export class DecisionClient {
     this.closed = true;
     if (this.watchTimer) clearTimeout(this.watchTimer);
     this.watch?.cancel();
+    this.stream?.cancel();
     this.client.close();
   }
 }

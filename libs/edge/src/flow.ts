@@ -64,7 +64,10 @@ function sniff(client: Socket, timeoutMs: number): Promise<{ learned: Learned; b
           const h = r.hello;
           const sni = h.sni.kind === 'name' ? h.sni.name : '';
           const noName = h.sni.kind === 'name' ? '' : h.sni.kind === 'none' ? 'no-sni' : `sni-${h.sni.kind}`;
-          return finish({ sni, protocol: 'tls', ech: h.ech.present, echGrease: false, noNameReason: noName });
+          // GREASE ECH and real ECH look alike on the wire (RFC 9849 §6.2). With a readable SNI the
+          // connection goes to that name's servers, so the name decides (echGrease); without one the
+          // profile's `ech` action does. See docs/policy.md.
+          return finish({ sni, protocol: 'tls', ech: h.ech.present, echGrease: h.ech.present && sni !== '', noNameReason: noName });
         }
         case 'not-tls': {
           const p = detectProtocol(Buffer.concat(buffered));

@@ -47,6 +47,9 @@ const auditSchema = z.strictObject({
   consumer: z.string().min(1).default(`${hostname()}-${process.pid}`),
   batchSize: z.number().int().min(1).max(10_000).default(500),
   claimIdleMs: ms(30_000),
+  rotateBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
+  rotateDaily: z.boolean().default(true),
+  stdout: z.boolean().default(false),
 });
 
 const streamSchema = z.strictObject({

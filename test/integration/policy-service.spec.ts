@@ -1,0 +1,158 @@
+// Two policy-service replicas on one real Redis, reached over real gRPC.
+import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DecideRequest, DecideResponse__Output, PolicyAdminClient, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
+import { bearer, parseConfig } from '@portcullis/platform';
+import { startPolicyService } from '@portcullis/policy';
+import type { PolicyServiceHandle } from '@portcullis/policy';
+import { startRedis } from '@portcullis/testing';
+import type { TestRedis } from '@portcullis/testing';
+import { adminClient, decisionClient, healthStatus, unary } from '../support/grpc';
+
+const TOKEN = 'integration-token';
+const profile = (extra = '') => `apiVersion: portcullis/v1
+kind: FqdnFilterProfile
+name: it
+defaultAction: deny
+noSni: deny
+ech: deny
+rules:
+  - id: github
+    action: allow
+    fqdns: ["github.com", "*.github.com"]
+    ports: [443, 22]
+${extra}`;
+
+describe('policy-service replicas on one Redis', () => {
+  let redis: TestRedis;
+  let a: PolicyServiceHandle;
+  let b: PolicyServiceHandle;
+  let decA: PolicyDecisionClient;
+  let decB: PolicyDecisionClient;
+  let admA: PolicyAdminClient;
+  let admB: PolicyAdminClient;
+  const log = pino({ level: 'silent' });
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-it-'));
+    writeFileSync(join(dir, 'p.yaml'), profile());
+    const config = parseConfig({ redis: { url: redis.url }, policy: { listen: '127.0.0.1:0', profile: join(dir, 'p.yaml'), adminToken: TOKEN } });
+    [a, b] = await Promise.all([startPolicyService(config, { log }), startPolicyService(config, { log })]);
+    decA = decisionClient(a.address);
+    decB = decisionClient(b.address);
+    admA = adminClient(a.address);
+    admB = adminClient(b.address);
+  });
+
+  afterAll(async () => {
+    for (const c of [decA, decB, admA, admB]) c?.close();
+    await a?.stop();
+    await b?.stop();
+    await redis?.stop();
+  });
+
+  const decide = (c: PolicyDecisionClient, req: DecideRequest): Promise<DecideResponse__Output> => unary(c.Decide, c, req);
+
+  it('both replicas start from one seeded version and report SERVING', async () => {
+    expect(a.active.current?.version).toBe(1);
+    expect(b.active.current?.version).toBe(1);
+    expect(await healthStatus(a.address)).toBe('SERVING');
+    expect(await healthStatus(b.address, 'portcullis.v1.PolicyDecision')).toBe('SERVING');
+  });
+
+  it('decides by the profile and explains itself', async () => {
+    const allow = await decide(decA, { sni: 'api.github.com', port: 443 });
+    expect(allow).toMatchObject({ verdict: 'VERDICT_ALLOW', rule_id: 'github', reason: 'rule', policy_version: 1 });
+    expect(allow.cache_ttl_ms).toBeGreaterThan(0);
+    const deny = await decide(decB, { sni: 'api.github.com', port: 80 });
+    expect(deny).toMatchObject({ verdict: 'VERDICT_DENY', rule_id: '', reason: 'default' });
+    const silent = await decide(decB, { port: 443, no_name_reason: 'client-silent' });
+    expect(silent).toMatchObject({ verdict: 'VERDICT_DENY', reason: 'client-silent' });
+  });
+
+  it('answers repeated questions from the Redis verdict cache, and a new version makes old entries unreachable', async () => {
+    const q = { sni: 'cache.github.com', port: 443 };
+    expect((await decide(decA, q)).cache_hit).toBe(false);
+    expect((await decide(decB, q)).cache_hit).toBe(true); // the other replica's entry
+    const client = new Redis(redis.url);
+    const keys = await client.keys(`portcullis:verdict:${a.active.current?.version}:*`);
+    client.disconnect();
+    expect(keys.some((k) => k.startsWith(`portcullis:verdict:${a.active.current?.version}:cache.github.com|`))).toBe(true);
+    const r = await unary(admA.ApplyPolicy, admA, { content: profile(), comment: 'same rules, new version' }, bearer(TOKEN));
+    expect(r.applied).toBe(true);
+    await new Promise((res) => setTimeout(res, 300));
+    const after = await decide(decB, q);
+    expect(after.policy_version).toBe(r.version);
+    expect(after.cache_hit).toBe(false);
+  });
+
+  it('an apply on one replica is answered by the other within 250 ms', async () => {
+    const before = b.active.current?.version ?? 0;
+    const watch = decB.WatchPolicy({ node_id: 'it' });
+    const seen: { version: number; at: number }[] = [];
+    watch.on('data', (e: PolicyVersionEvent__Output) => seen.push({ version: e.version, at: Date.now() }));
+    watch.on('error', () => undefined);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(seen[0]?.version).toBe(before); // current version at once
+    const t0 = Date.now();
+    const r = await unary(admA.ApplyPolicy, admA, { content: profile(`  - id: deny-gist\n    action: deny\n    fqdns: ["gist.github.com"]\n`), comment: 'deny gist' }, bearer(TOKEN));
+    let answered = 0;
+    for (;;) {
+      const d = await decide(decB, { sni: 'x.gist.github.com', port: 443 });
+      if (d.policy_version === r.version) {
+        answered = Date.now();
+        break;
+      }
+      if (Date.now() - t0 > 2_000) throw new Error('replica B never switched');
+    }
+    expect(answered - t0).toBeLessThanOrEqual(250);
+    expect(seen.at(-1)?.version).toBe(r.version);
+    watch.cancel();
+  });
+
+  it('concurrent applies through both replicas publish distinct versions', async () => {
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => unary((i % 2 ? admA : admB).ApplyPolicy, i % 2 ? admA : admB, { content: profile(), comment: `c${i}` }, bearer(TOKEN))));
+    const versions = results.map((r) => r.version);
+    expect(new Set(versions).size).toBe(10);
+  });
+
+  it('refuses admin calls without the right token (UNAUTHENTICATED)', async () => {
+    await expect(unary(admA.GetPolicy, admA, {})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    await expect(unary(admA.ApplyPolicy, admA, { content: profile() }, bearer('wrong-token'))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+  });
+
+  it('dry run returns the validation and a rule diff without publishing; an invalid profile never replaces the active one', async () => {
+    const active = (await unary(admA.GetPolicy, admA, {}, bearer(TOKEN))).version;
+    const dry = await unary(admA.ApplyPolicy, admA, { content: profile(`  - id: new-rule\n    action: allow\n    fqdns: ["example.org"]\n`), dry_run: true }, bearer(TOKEN));
+    expect(dry).toMatchObject({ valid: true, applied: false, version: active });
+    expect(dry.diff).toEqual(expect.arrayContaining([expect.objectContaining({ rule_id: 'new-rule', change: 'added' })]));
+    const bad = await unary(admA.ApplyPolicy, admA, { content: 'apiVersion: portcullis/v1\nkind: FqdnFilterProfile\nname: x\nrules:\n  - id: a\n    action: maybe\n    fqdns: ["*.com"]\n' }, bearer(TOKEN));
+    expect(bad.valid).toBe(false);
+    expect(bad.applied).toBe(false);
+    expect(bad.problems.map((p) => p.path)).toEqual(expect.arrayContaining(['rules[0].action', 'rules[0].fqdns[0]']));
+    expect((await unary(admB.GetPolicy, admB, {}, bearer(TOKEN))).version).toBe(active);
+  });
+
+  it('explains every rule considered, keeps history, and rolls back', async () => {
+    const ex = await unary(admB.Explain, admB, { name: 'API.GitHub.com.', port: 22 }, bearer(TOKEN));
+    expect(ex.normalized_name).toBe('api.github.com');
+    expect(ex.decision).toMatchObject({ verdict: 'VERDICT_ALLOW', rule_id: 'github' });
+    expect(ex.rules[0]).toMatchObject({ rule_id: 'github', matched: true });
+    const h = await unary(admA.History, admA, { limit: 5 }, bearer(TOKEN));
+    expect(h.entries).toHaveLength(5);
+    expect(h.entries[0]?.version).toBeGreaterThan(h.entries[4]?.version ?? 0);
+    const target = h.entries[3]?.version ?? 0;
+    const rb = await unary(admA.ApplyPolicy, admA, { rollback_to_version: target }, bearer(TOKEN));
+    expect(rb.applied).toBe(true);
+    const cur = await unary(admB.GetPolicy, admB, {}, bearer(TOKEN));
+    const old = await unary(admB.GetPolicy, admB, { version: target }, bearer(TOKEN));
+    expect(cur.content).toBe(old.content);
+    expect(cur.comment).toBe(`rollback to version ${target}`);
+  });
+});
