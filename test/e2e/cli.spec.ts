@@ -21,6 +21,7 @@ rules:
   - id: ok
     action: allow
     fqdns: [".ok.test"]
+    allowPrivate: ["127.0.0.0/8"] # the test upstreams live on loopback
 `;
 
 function cli(args: string[]): Promise<{ code: number; out: string }> {

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { compileProfile, parseProfileText } from '@portcullis/fqdn-policy';
 import { loadContracts } from '@portcullis/contracts';
-import type { ApplyPolicyResponse__Output, PolicyAdminClient, ValidationProblem } from '@portcullis/contracts';
+import type { ApplyPolicyResponse__Output, ExplainResponse__Output, HistoryResponse__Output, PolicyAdminClient, PolicyDocument__Output, ValidationProblem } from '@portcullis/contracts';
 import { bearer, CLIENT_OPTIONS, loadConfigFile } from '@portcullis/platform';
 import { opt, UsageError } from './args';
 import type { Args } from './args';
@@ -24,8 +24,11 @@ function adminClient(args: Args): { client: PolicyAdminClient; md: grpc.Metadata
   return { client: new PolicyAdmin(server, grpc.credentials.createInsecure(), CLIENT_OPTIONS), md: bearer(token ?? '') };
 }
 
-function call<Req, Res>(fn: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req, md: grpc.Metadata): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, md, { deadline: Date.now() + TIMEOUT_MS }, (err, res) => (err || !res ? reject(err ?? new Error('empty reply')) : resolve(res))));
+type Callback<Res> = (err: grpc.ServiceError | null, res?: Res) => void;
+
+/** One unary admin call with a deadline. */
+function call<Res>(invoke: (opts: grpc.CallOptions, cb: Callback<Res>) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => invoke({ deadline: Date.now() + TIMEOUT_MS }, (err, res) => (err || !res ? reject(err ?? new Error('empty reply')) : resolve(res))));
 }
 
 function printProblems(problems: ValidationProblem[]): void {
@@ -79,29 +82,34 @@ export async function policyCommand(args: Args): Promise<number> {
       case 'apply':
       case 'diff': {
         const dryRun = sub === 'diff' || args.options['dry-run'] === true;
-        const r = await call(client.ApplyPolicy.bind(client), { content: readFile(arg), dry_run: dryRun, comment: opt(args, 'comment') ?? '', author: opt(args, 'author') ?? process.env['USER'] ?? '' }, md);
+        const req = { content: readFile(arg), dry_run: dryRun, comment: opt(args, 'comment') ?? '', author: opt(args, 'author') ?? process.env['USER'] ?? '' };
+        const r = await call<ApplyPolicyResponse__Output>((o, cb) => client.ApplyPolicy(req, md, o, cb));
         return printApply(r, dryRun);
       }
       case 'rollback': {
         const version = Number(arg);
         if (!Number.isInteger(version) || version < 1) throw new UsageError('policy rollback VERSION');
-        const r = await call(client.ApplyPolicy.bind(client), { rollback_to_version: version, comment: opt(args, 'comment') ?? '', author: process.env['USER'] ?? '' }, md);
+        const req = { rollback_to_version: version, comment: opt(args, 'comment') ?? '', author: process.env['USER'] ?? '' };
+        const r = await call<ApplyPolicyResponse__Output>((o, cb) => client.ApplyPolicy(req, md, o, cb));
         return printApply(r, false);
       }
       case 'get': {
-        const r = await call(client.GetPolicy.bind(client), { version: Number(opt(args, 'version') ?? 0) }, md);
+        const req = { version: Number(opt(args, 'version') ?? 0) };
+        const r = await call<PolicyDocument__Output>((o, cb) => client.GetPolicy(req, md, o, cb));
         console.log(`# version ${r.version} · ${r.profile_name} · applied ${r.applied_at} by ${r.applied_by}${r.comment ? ` · ${r.comment}` : ''}`);
         console.log(r.content.trimEnd());
         return 0;
       }
       case 'history': {
-        const r = await call(client.History.bind(client), { limit: Number(opt(args, 'limit') ?? 20) }, md);
+        const req = { limit: Number(opt(args, 'limit') ?? 20) };
+        const r = await call<HistoryResponse__Output>((o, cb) => client.History(req, md, o, cb));
         console.log(table([['VERSION', 'APPLIED', 'BY', 'RULES', 'COMMENT'], ...r.entries.map((e) => [String(e.version), e.applied_at, e.applied_by, String(e.rule_count), e.comment])]));
         return 0;
       }
       case 'explain': {
         if (!arg) throw new UsageError('policy explain NAME [--port P] [--source IP]');
-        const r = await call(client.Explain.bind(client), { name: arg, port: Number(opt(args, 'port') ?? 443), source_ip: opt(args, 'source') ?? '', ech: false }, md);
+        const req = { name: arg, port: Number(opt(args, 'port') ?? 443), source_ip: opt(args, 'source') ?? '', ech: false };
+        const r = await call<ExplainResponse__Output>((o, cb) => client.Explain(req, md, o, cb));
         const d = r.decision;
         console.log(table([['#', 'RULE', 'ACTION', 'MATCH', 'WHY'], ...r.rules.map((t) => [String(t.index), t.rule_id, t.action, t.matched ? 'yes' : 'no', t.detail])]));
         console.log(`${r.normalized_name || arg}: ${d?.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny'} (${d?.reason}${d?.rule_id ? `, rule ${d.rule_id}` : ''}) — ${d?.detail} [policy version ${d?.policy_version}]`);

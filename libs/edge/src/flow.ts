@@ -6,6 +6,8 @@ import { ClientHelloReader, detectProtocol } from '@portcullis/sniff';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
 import type { ListenerConfig, Logger } from '@portcullis/platform';
 import { connectUpstream } from './connect';
+import type { DnsCache } from './connect';
+import type { SsrfGuard } from './ssrf';
 import type { DecideInput, DecisionClient, Verdict } from './decide';
 
 /** TLS alert record: fatal access_denied (49). */
@@ -21,6 +23,8 @@ export interface FlowContext {
   idleTimeoutMs: number;
   resolve: Readonly<Record<string, readonly string[]>>;
   decider: DecisionClient;
+  guard: SsrfGuard;
+  dns: DnsCache;
   log: Logger;
   report(e: FlowStart | FlowEnd): void;
   track(socket: Socket): void;
@@ -92,7 +96,6 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
   const src = `${client.remoteAddress ?? ''}:${client.remotePort ?? 0}`;
   const mode = ctx.listener.mode;
   const port = ctx.listener.upstreamPort;
-  let upstream: Socket | undefined;
   let closeReason = '';
   let startEvent: FlowStart | undefined;
   ctx.track(client);
@@ -100,8 +103,12 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
     closeReason ||= `client-error:${err.code ?? 'unknown'}`;
   });
 
-  const endFlow = (): void => {
-    if (!startEvent) return;
+  let clientClosed = false;
+  client.once('close', () => (clientClosed = true));
+  let ended = false;
+  const endFlow = (upstream?: Socket): void => {
+    if (!startEvent || ended) return;
+    ended = true;
     ctx.report({
       ...startEvent,
       event: 'flow.end',
@@ -116,7 +123,8 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
 
   const refuse = (alert: Buffer, reason: string): void => {
     closeReason = reason;
-    client.once('close', endFlow);
+    if (clientClosed) return endFlow();
+    client.once('close', () => endFlow());
     if (client.destroyed) return;
     client.resume(); // discard whatever else the client sends
     if (alert.length) client.end(alert);
@@ -176,14 +184,15 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
   }
 
   // connect
-  const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs });
+  const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns });
   if (!conn.ok) {
-    startEvent = event(verdict, dstName);
+    // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
+    startEvent = event(conn.reason === 'private-destination' ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
     ctx.report(startEvent);
     ctx.log.info({ flowId, sni: name, verdict: 'allow', reason: conn.reason, detail: conn.detail }, 'flow.start');
     return refuse(Buffer.alloc(0), conn.reason);
   }
-  upstream = conn.socket;
+  const upstream = conn.socket;
   ctx.track(upstream);
   startEvent = event(verdict, `${conn.address}:${port}`);
   ctx.report(startEvent);
@@ -191,14 +200,14 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
   if (client.destroyed) {
     closeReason = 'client-closed';
     upstream.destroy();
-    endFlow();
+    endFlow(upstream);
     return;
   }
 
   // relay: the sniffed bytes first, unchanged, then both directions with half-close.
   relay(client, upstream, buffered, ctx.idleTimeoutMs, (reason) => {
     closeReason ||= reason;
-  }, endFlow);
+  }, () => endFlow(upstream));
 }
 
 /** Pipes both ways; an end on one side becomes an end (FIN) on the other, not a full close. */

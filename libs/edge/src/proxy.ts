@@ -5,7 +5,9 @@ import { FlowPublisher, RedisFlowTransport } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart, FlowTransport } from '@portcullis/flow-events';
 import { connectRedis, splitHostPort } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
+import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
+import { SsrfGuard } from './ssrf';
 import { handleFlow } from './flow';
 
 export interface EdgeHandle {
@@ -55,6 +57,8 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   const decider = new DecisionClient({ address: deps.policyAddress ?? edge.policyService, nodeId: edge.nodeId, decideTimeoutMs: edge.decideTimeoutMs, l1Size: edge.l1CacheSize, failMode: edge.failMode, log });
   decider.start();
 
+  const guard = new SsrfGuard({ allowPrivate: edge.allowPrivate });
+  const dns = new DnsCache({ maxEntries: Math.max(1, edge.dnsCacheSize), maxTtlMs: edge.dnsMaxTtlMs, negativeTtlMs: 5_000 });
   const sockets = new Set<Socket>();
   const track = (s: Socket): void => {
     sockets.add(s);
@@ -72,6 +76,8 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       idleTimeoutMs: edge.idleTimeoutMs,
       resolve: edge.resolve,
       decider,
+      guard,
+      dns,
       log,
       report: (e: FlowStart | FlowEnd) => publisher.publish(e),
       track,
@@ -106,8 +112,10 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     publisher,
     activeFlows: () => flows,
     stop: async () => {
-      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      // Stop accepting first; server.close() only calls back once every connection is gone.
+      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of sockets) s.destroy();
+      await closed;
       await new Promise((r) => setImmediate(r));
       const left = await publisher.drain(3_000);
       if (left) log.error({ left }, 'flow events still queued at shutdown');

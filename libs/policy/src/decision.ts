@@ -31,7 +31,7 @@ export function toResponse(d: Decision, version: number, ttlMs: number, cacheHit
     cache_ttl_ms: ttlMs,
     would_deny: d.wouldDeny,
     would_deny_rule_id: d.wouldDenyRuleId,
-    allow_private: d.allowPrivate,
+    allow_private: [...d.allowPrivate],
     cache_hit: cacheHit,
   };
 }

@@ -1,6 +1,7 @@
 // A real TLS upstream for tests that records the raw bytes each connection sent before TLS parsed them.
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { TestCerts } from './certs';
 
@@ -23,8 +24,25 @@ export function startTlsUpstream(certs: TestCerts, host = '127.0.0.1', reply: (s
     raw.on('close', () => sockets.delete(raw));
     const record: TlsUpstream['connections'][number] = { raw: [] };
     connections.push(record);
-    raw.on('data', (d: Buffer) => record.raw.push(Buffer.from(d)));
-    const tls = new TLSSocket(raw, { isServer: true, cert: certs.cert, key: certs.key });
+    // TLS over a plain JS Duplex, not the socket itself: given a net.Socket, TLS reads its handle
+    // natively and JS never sees the bytes we want to record.
+    const wire = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        raw.write(chunk, cb);
+      },
+      final(cb) {
+        raw.end();
+        cb();
+      },
+    });
+    raw.on('data', (d: Buffer) => {
+      record.raw.push(Buffer.from(d));
+      wire.push(d);
+    });
+    raw.on('end', () => wire.push(null));
+    raw.on('close', () => wire.destroy());
+    const tls = new TLSSocket(wire, { isServer: true, cert: certs.cert, key: certs.key });
     tls.on('secure', () => {
       record.servername = tls.servername ?? false;
       tls.end(reply(tls.servername || ''));
