@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, startTlsUpstream, waitFor } from '@portcullis/testing';
 import type { TestCerts, TlsUpstream } from '@portcullis/testing';
+import { captureHello } from '../support/hello';
 import { startStack } from '../support/stack';
 import type { Stack } from '../support/stack';
 import { nodeTls } from '../support/tls-client';
@@ -21,26 +22,6 @@ rules:
     fqdns: ["ok.test"]
     allowPrivate: ["127.0.0.0/8"] # the test upstreams live on loopback
 `;
-
-/** Captures the exact ClientHello a real Node TLS client sends for `servername`. */
-async function captureHello(servername: string): Promise<Buffer> {
-  const { createServer } = await import('node:net');
-  const { connect: tlsConnect } = await import('node:tls');
-  return new Promise((resolve) => {
-    const srv = createServer((s) => {
-      s.once('data', (d: Buffer) => {
-        resolve(Buffer.from(d));
-        s.destroy();
-        srv.close();
-      });
-    });
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      const c = tlsConnect({ port, host: '127.0.0.1', servername, rejectUnauthorized: false });
-      c.on('error', () => undefined);
-    });
-  });
-}
 
 /** Raw client: writes the given chunks with a delay between them, returns what came back and when it closed. */
 function rawClient(port: number, chunks: Buffer[], delayMs: number): Promise<{ received: Buffer; closedAfterMs: number; socket: Socket }> {

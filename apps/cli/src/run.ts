@@ -1,7 +1,7 @@
 // `portcullis run all|edge|policy|audit`: one service, or the whole stack in one process.
 // Without redis.url, `run all` uses in-memory stand-ins for the store, the cache and the stream.
 import { startAuditService } from '@portcullis/audit';
-import { startEdgeProxy } from '@portcullis/edge';
+import { isEdgePrimary, startEdgeProxy, superviseEdgeWorkers } from '@portcullis/edge';
 import { MemoryFlowTransport } from '@portcullis/flow-events';
 import { createLogger, onShutdown } from '@portcullis/platform';
 import type { PortcullisConfig, Stoppable } from '@portcullis/platform';
@@ -36,7 +36,7 @@ export async function runServices(which: string, config: Readonly<PortcullisConf
     }
     return;
   }
-  if (which === 'edge') started.push(await startEdgeProxy(config, { log: log('edge-proxy') }));
+  if (which === 'edge') started.push(isEdgePrimary(config) ? await superviseEdgeWorkers(config, log('edge-proxy')) : await startEdgeProxy(config, { log: log('edge-proxy') }));
   else if (which === 'policy') started.push(await startPolicyService(config, { log: log('policy-service') }));
   else if (which === 'audit') started.push(await startAuditService(config, { log: log('audit-service') }));
   else throw new UsageError(`unknown service "${which}": use all, edge, policy or audit`);

@@ -15,8 +15,8 @@ export interface Verdict {
   policyVersion: number;
   wouldDeny: boolean;
   allowPrivate: string[];
-  /** Where the verdict came from: l1 | service | fail-closed | fail-open */
-  source: 'l1' | 'service' | 'fail-closed' | 'fail-open';
+  /** Where the verdict came from */
+  source: 'l1' | 'service' | 'stale' | 'fail-closed' | 'fail-open';
 }
 
 export interface DecideInput {
@@ -33,6 +33,7 @@ export interface DecideInput {
 }
 
 interface L1Entry {
+  /** the verdict as an L1 hit returns it (source 'l1'); treated as immutable */
   verdict: Verdict;
   version: number;
   expires: number;
@@ -56,6 +57,8 @@ export class DecisionClient {
   private readonly l1: LRUCache<string, L1Entry>;
   private readonly inflight = new Map<string, Promise<Verdict>>();
   private version = 0;
+  /** when the current version replaced the previous one (entries of older versions are stale since then) */
+  private versionChangedAt = 0;
   private watch: grpc.ClientReadableStream<PolicyVersionEvent__Output> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -66,7 +69,7 @@ export class DecisionClient {
   readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, streamCalls: 0, unaryCalls: 0, failures: 0 };
 
   constructor(
-    private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; log: Logger },
+    private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; serveStaleMs: number; log: Logger },
   ) {
     const { PolicyDecision } = loadContracts().portcullis.v1;
     this.client = new PolicyDecision(opts.address, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
@@ -99,7 +102,9 @@ export class DecisionClient {
     if (version === this.version) return;
     this.opts.log.info({ policyVersion: version, previous: this.version }, 'policy.version');
     this.version = version;
-    this.l1.clear();
+    // Entries of the old version stay, unreachable for normal hits (they are checked against the
+    // version), so that serveStaleMs can still use them while the policy service is unreachable.
+    this.versionChangedAt = Date.now();
   }
 
   private key(i: DecideInput): string {
@@ -111,7 +116,7 @@ export class DecisionClient {
     const hit = this.l1.get(key);
     if (hit && hit.expires > Date.now() && hit.version >= this.version) {
       this.stats.l1Hits++;
-      return { ...hit.verdict, source: 'l1' };
+      return hit.verdict;
     }
     this.stats.l1Misses++;
     const pending = this.inflight.get(key);
@@ -139,12 +144,12 @@ export class DecisionClient {
     return this.ask(req).then((res) => {
       if (!res) {
         this.stats.failures++;
-        return this.failVerdict();
+        return this.staleVerdict(key) ?? this.failVerdict();
       }
       const verdict = fromResponse(res);
       if (verdict.policyVersion > this.version) this.onVersion(verdict.policyVersion);
       if (res.cache_ttl_ms > 0 && verdict.policyVersion >= this.version) {
-        this.l1.set(key, { verdict, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
+        this.l1.set(key, { verdict: { ...verdict, source: 'l1' }, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
       }
       return verdict;
     });
@@ -211,6 +216,16 @@ export class DecisionClient {
         resolve(err ? undefined : res);
       });
     });
+  }
+
+  /** serveStaleMs: a verdict that expired, or whose version was replaced, less than that long ago. */
+  private staleVerdict(key: string): Verdict | undefined {
+    if (this.opts.serveStaleMs <= 0) return undefined;
+    const e = this.l1.get(key, { allowStale: true });
+    if (!e) return undefined;
+    const staleSince = e.version < this.version ? Math.min(e.expires, this.versionChangedAt) : e.expires;
+    if (Date.now() - staleSince > this.opts.serveStaleMs) return undefined;
+    return { ...e.verdict, source: 'stale', reason: 'serve-stale', detail: `policy unavailable; stale verdict of version ${e.version}: ${e.verdict.detail}` };
   }
 
   private failVerdict(): Verdict {

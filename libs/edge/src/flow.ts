@@ -14,6 +14,8 @@ import type { DecideInput, DecisionClient, Verdict } from './decide';
 export const ACCESS_DENIED_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 /** TLS alert record: fatal decode_error (50), for hellos we cannot parse. */
 export const DECODE_ERROR_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
+/** TLS alert record: fatal internal_error (80), when an allowed destination cannot be reached. */
+export const INTERNAL_ERROR_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
 
 export interface FlowContext {
   nodeId: string;
@@ -28,6 +30,8 @@ export interface FlowContext {
   log: Logger;
   report(e: FlowStart | FlowEnd): void;
   track(socket: Socket): void;
+  /** true once a drain has timed out: flows still open are closed with reason `shutdown` */
+  shuttingDown(): boolean;
 }
 
 type Protocol = FlowStart['protocol'];
@@ -90,7 +94,11 @@ function sniff(client: Socket, timeoutMs: number): Promise<{ learned: Learned; b
   });
 }
 
-export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void> {
+/**
+ * `refusedBy`: the listener already refused this connection (a connection limit); it still gets
+ * its pair of flow events, and the client a plain close.
+ */
+export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: string): Promise<void> {
   const started = Date.now();
   const flowId = randomUUID();
   const src = `${client.remoteAddress ?? ''}:${client.remotePort ?? 0}`;
@@ -115,7 +123,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
       bytesUp: upstream?.bytesWritten ?? 0,
       bytesDown: upstream ? client.bytesWritten : 0,
       durationMs: Date.now() - started,
-      closeReason: closeReason || 'closed',
+      closeReason: closeReason || (ctx.shuttingDown() ? 'shutdown' : 'closed'),
       traceId: '',
     });
     ctx.log.info({ flowId, sni: startEvent.sni, verdict: startEvent.verdict, closeReason: closeReason || 'closed', bytesUp: upstream?.bytesWritten ?? 0, bytesDown: upstream ? client.bytesWritten : 0 }, 'flow.end');
@@ -132,8 +140,10 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
     client.setTimeout(2_000, () => client.destroy());
   };
 
-  // sniff
-  const { learned, buffered } = await sniff(client, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
+  // sniff (unless the listener already refused the connection)
+  const { learned, buffered } = refusedBy
+    ? { learned: { sni: '', protocol: 'unknown' as const, ech: false, echGrease: false, noNameReason: refusedBy, refusal: { reason: refusedBy, alert: Buffer.alloc(0) } }, buffered: [] }
+    : await sniff(client, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
 
   const event = (v: Pick<Verdict, 'verdict' | 'ruleId' | 'reason' | 'detail' | 'policyVersion' | 'wouldDeny'>, dst: string): FlowStart => ({
     v: 1,
@@ -189,8 +199,8 @@ export async function handleFlow(client: Socket, ctx: FlowContext): Promise<void
     // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
     startEvent = event(conn.reason === 'private-destination' ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
     ctx.report(startEvent);
-    ctx.log.info({ flowId, sni: name, verdict: 'allow', reason: conn.reason, detail: conn.detail }, 'flow.start');
-    return refuse(Buffer.alloc(0), conn.reason);
+    ctx.log.info({ flowId, sni: name, verdict: startEvent.verdict, reason: conn.reason, detail: conn.detail }, 'flow.start');
+    return refuse(conn.reason === 'private-destination' ? ACCESS_DENIED_ALERT : INTERNAL_ERROR_ALERT, conn.reason);
   }
   const upstream = conn.socket;
   ctx.track(upstream);
@@ -223,8 +233,10 @@ export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs:
     client.destroy();
   });
   client.on('error', () => upstream.destroy());
-  // The client is gone both ways: nothing the upstream sends can be delivered any more.
-  client.once('close', () => upstream.destroy());
+  // A client that vanished with an error (reset) takes the upstream with it. A clean close is
+  // not one: its FIN already became the upstream's end(), and bytes still queued for the
+  // upstream must reach it.
+  client.once('close', (hadError: boolean) => hadError && upstream.destroy());
   client.once('end', () => setReason('client-closed'));
   upstream.once('end', () => setReason('upstream-closed'));
   // client activity covers both directions: reads are uploads, writes are downloads

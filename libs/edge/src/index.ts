@@ -4,3 +4,5 @@ export { DecisionClient } from './decide';
 export type { Verdict, DecideInput } from './decide';
 export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT } from './flow';
 export { connectUpstream, resolveName } from './connect';
+export { isEdgePrimary, superviseEdgeWorkers } from './workers';
+export { SsrfGuard } from './ssrf';

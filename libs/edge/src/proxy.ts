@@ -54,7 +54,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       }
     },
   });
-  const decider = new DecisionClient({ address: deps.policyAddress ?? edge.policyService, nodeId: edge.nodeId, decideTimeoutMs: edge.decideTimeoutMs, l1Size: edge.l1CacheSize, failMode: edge.failMode, log });
+  const decider = new DecisionClient({ address: deps.policyAddress ?? edge.policyService, nodeId: edge.nodeId, decideTimeoutMs: edge.decideTimeoutMs, l1Size: edge.l1CacheSize, failMode: edge.failMode, serveStaleMs: edge.serveStaleMs, log });
   decider.start();
 
   const guard = new SsrfGuard({ allowPrivate: edge.allowPrivate });
@@ -65,6 +65,25 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     s.once('close', () => sockets.delete(s));
   };
   let flows = 0;
+  let shuttingDown = false;
+  const perSource = new Map<string, number>();
+  /** Admission: a global and a per-source-address cap on concurrent connections. */
+  const admit = (socket: Socket): string | undefined => {
+    const src = socket.remoteAddress ?? '';
+    const n = perSource.get(src) ?? 0;
+    if (flows >= edge.maxConnections) return 'connection-limit';
+    if (n >= edge.maxConnectionsPerSource) return 'source-limit';
+    perSource.set(src, n + 1);
+    flows++;
+    socket.once('close', () => {
+      flows--;
+      const left = (perSource.get(src) ?? 1) - 1;
+      if (left > 0) perSource.set(src, left);
+      else perSource.delete(src);
+    });
+    return undefined;
+  };
+  let acceptErrorLogged = 0;
   const servers: Server[] = [];
   const listeners: EdgeHandle['listeners'] = {};
   for (const listener of edge.listeners) {
@@ -81,17 +100,24 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       log,
       report: (e: FlowStart | FlowEnd) => publisher.publish(e),
       track,
+      shuttingDown: () => shuttingDown,
     };
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      flows++;
-      socket.once('close', () => flows--);
-      handleFlow(socket, ctx).catch((err: unknown) => {
+      handleFlow(socket, ctx, admit(socket)).catch((err: unknown) => {
         // A bug, not a client's fault: log it and drop the connection, never the process.
         log.error({ err, listener: listener.name }, 'flow handler failed');
         socket.destroy();
       });
     });
-    server.on('error', (err) => log.error({ err, listener: listener.name }, 'listener error'));
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      // accept() failures (EMFILE, ENFILE) do not stop the listener; libuv sheds the connection.
+      // Say so at most every 10 s instead of once per refused connection.
+      const now = Date.now();
+      if (now - acceptErrorLogged > 10_000) {
+        acceptErrorLogged = now;
+        log.error({ err: err.message, code: err.code, listener: listener.name, activeFlows: flows }, 'listener error');
+      }
+    });
     const { host, port } = splitHostPort(listener.listen);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -112,8 +138,13 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     publisher,
     activeFlows: () => flows,
     stop: async () => {
-      // Stop accepting first; server.close() only calls back once every connection is gone.
+      // Stop accepting; let open flows finish for up to drainTimeoutMs; then close them (reason shutdown).
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      if (flows > 0) log.info({ activeFlows: flows, drainTimeoutMs: edge.drainTimeoutMs }, 'edge draining');
+      const until = Date.now() + edge.drainTimeoutMs;
+      while (flows > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      shuttingDown = true;
+      if (flows > 0) log.warn({ activeFlows: flows }, 'drain timed out: closing the remaining flows');
       for (const s of sockets) s.destroy();
       await closed;
       await new Promise((r) => setImmediate(r));

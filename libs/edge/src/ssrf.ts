@@ -67,7 +67,7 @@ export class SsrfGuard {
   check(address: string, ruleAllowPrivate: readonly string[]): AddressCheck {
     const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
     if (!type) return { ok: false, range: 'not-an-address' };
-    const hit = this.own.has(address.toLowerCase()) ? 'own-address' : this.ranges.find((r) => r.type === type && r.list.check(address, type))?.name;
+    const hit = this.ranges.find((r) => r.type === type && r.list.check(address, type))?.name ?? (this.own.has(address.toLowerCase()) ? 'own-address' : undefined);
     if (!hit) return { ok: true };
     if (this.globalAllow.check(address, type)) return { ok: true };
     if (ruleAllowPrivate.length && this.ruleAllow(ruleAllowPrivate).check(address, type)) return { ok: true };

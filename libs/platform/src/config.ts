@@ -38,10 +38,16 @@ const edgeSchema = z.strictObject({
   connectTimeoutMs: ms(5_000),
   idleTimeoutMs: ms(300_000),
   failMode: z.enum(['closed', 'open']).default('closed'),
+  /** when no verdict can be had, reuse one that went stale at most this long ago (0: never) */
+  serveStaleMs: z.number().int().min(0).max(86_400_000).default(0),
   /** CIDRs the SSRF guard lets every rule reach (rules can add their own with allowPrivate). */
   allowPrivate: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an address or CIDR')).default([]),
   dnsCacheSize: z.number().int().min(0).max(1_000_000).default(10_000),
   dnsMaxTtlMs: ms(300_000),
+  maxConnections: z.number().int().min(1).max(10_000_000).default(50_000),
+  maxConnectionsPerSource: z.number().int().min(1).max(10_000_000).default(5_000),
+  drainTimeoutMs: ms(10_000),
+  workers: z.number().int().min(1).max(256).default(1),
   l1CacheSize: z.number().int().min(0).max(10_000_000).default(100_000),
   eventQueueSize: z.number().int().min(100).max(10_000_000).default(100_000),
 });

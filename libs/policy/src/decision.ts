@@ -79,9 +79,18 @@ export class Decider {
   }
 }
 
-export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Logger): PolicyDecisionHandlers {
+/**
+ * The PolicyDecision handlers, and `closeStreams` for shutdown: edges hold DecideStream and
+ * WatchPolicy open for ever, so a graceful server shutdown must end them itself.
+ */
+export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Logger): { handlers: PolicyDecisionHandlers; closeStreams(): void } {
+  const streams = new Set<{ end(): void }>();
+  const keep = (call: { end(): void; once(ev: string, fn: () => void): unknown }): void => {
+    streams.add(call);
+    call.once('close', () => streams.delete(call));
+  };
   const versionEvent = (v: ActiveVersion): PolicyVersionEvent => ({ version: v.version, profile_name: v.stored.profileName, applied_at: v.stored.appliedAt });
-  return {
+  const handlers: PolicyDecisionHandlers = {
     Decide(call, callback) {
       decider.decide(call.request).then(
         (r) => callback(null, r),
@@ -89,6 +98,7 @@ export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Lo
       );
     },
     DecideStream(call) {
+      keep(call);
       call.on('data', (msg) => {
         const id = msg.request_id;
         if (!msg.request) {
@@ -104,6 +114,7 @@ export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Lo
       call.on('error', () => undefined);
     },
     WatchPolicy(call) {
+      keep(call);
       const node = call.request.node_id;
       log.debug({ nodeId: node }, 'watch.start');
       const cur = active.current;
@@ -112,6 +123,13 @@ export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Lo
       call.on('cancelled', off);
       call.on('close', off);
       call.on('error', off);
+    },
+  };
+  return {
+    handlers,
+    closeStreams: () => {
+      for (const c of streams) c.end();
+      streams.clear();
     },
   };
 }

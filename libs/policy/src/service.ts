@@ -60,12 +60,13 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
 
   const active = new ActivePolicy(store, log);
   const decider = new Decider(active, cache, { verdictTtlMs: config.policy.verdictTtlMs, cacheBudgetMs: 20 });
+  const decision = decisionHandlers(decider, active, log);
   const contracts = loadContracts();
   const v1 = contracts.portcullis.v1;
   const server = await startGrpcServer(
     config.policy.listen,
     (s) => {
-      s.addService(v1.PolicyDecision.service, decisionHandlers(decider, active, log));
+      s.addService(v1.PolicyDecision.service, decision.handlers);
       s.addService(v1.PolicyAdmin.service, adminHandlers({ store: store, active, adminToken: config.policy.adminToken, log, verdictTtlMs: config.policy.verdictTtlMs }));
     },
     ['portcullis.v1.PolicyDecision', 'portcullis.v1.PolicyAdmin'],
@@ -102,6 +103,8 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
     active,
     stop: async () => {
       clearInterval(healthTimer);
+      server.setServing('NOT_SERVING');
+      decision.closeStreams();
       await server.shutdown();
       active.stop();
       await store.close();

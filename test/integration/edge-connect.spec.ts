@@ -1,0 +1,225 @@
+// The edge's connect and relay stages: the SSRF guard on resolved addresses, half-close both
+// ways, fail modes when the policy service is gone, and connection limits.
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeCerts, startTlsUpstream, waitFor } from '@portcullis/testing';
+import type { TestCerts, TlsUpstream } from '@portcullis/testing';
+import { captureHello } from '../support/hello';
+import { startStack } from '../support/stack';
+import type { Stack } from '../support/stack';
+import { nodeTls } from '../support/tls-client';
+
+const profile = (extra = '') => `apiVersion: portcullis/v1
+kind: FqdnFilterProfile
+name: connect
+defaultAction: deny
+noSni: deny
+ech: deny
+rules:
+  - id: exempt
+    action: allow
+    fqdns: ["exempt.test"]
+    allowPrivate: ["127.0.0.1/32"]
+  - id: public-only
+    action: allow
+    fqdns: [".ssrf.test", "loop.test"]
+${extra}`;
+
+// Every range the guard must refuse, each reached through an edge.resolve answer.
+const SSRF: [string, string][] = [
+  ['loopback', '127.0.0.1'],
+  ['rfc1918-10', '10.0.0.1'],
+  ['rfc1918-172', '172.16.0.1'],
+  ['rfc1918-192', '192.168.0.1'],
+  ['cgnat', '100.64.0.1'],
+  ['metadata', '169.254.169.254'],
+  ['multicast', '224.0.0.1'],
+  ['unspecified', '0.0.0.0'],
+  ['v6-loopback', '::1'],
+  ['v6-ula', 'fd00::1'],
+  ['v6-link-local', 'fe80::1'],
+  ['v4-mapped', '::ffff:10.0.0.1'],
+  ['nat64', '64:ff9b::a9fe:a9fe'],
+  ['6to4', '2002:a9fe:a9fe::1'],
+  ['teredo', '2001:0:4136:e378:8000:63bf:3fff:fdd2'],
+];
+
+describe('edge connect: SSRF guard', () => {
+  let certs: TestCerts;
+  let upstream: TlsUpstream;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    certs = makeCerts(['exempt.test', 'loop.test']);
+    upstream = await startTlsUpstream(certs);
+    stack = await startStack(profile(), {
+      listeners: [{ name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: upstream.port }],
+      resolve: { 'exempt.test': ['127.0.0.1'], 'loop.test': ['127.0.0.1'], ...Object.fromEntries(SSRF.map(([n, a]) => [`${n}.ssrf.test`, [a]])) },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await upstream?.close();
+  });
+
+  it.each(SSRF)('refuses an allowed name that resolves to %s (%s) with reason private-destination', async (n) => {
+    const r = await nodeTls(stack.port(), `${n}.ssrf.test`, certs.ca);
+    expect(r.errorCode).toBe('ERR_SSL_TLSV1_ALERT_ACCESS_DENIED');
+    await waitFor(async () => (await stack.events()).some((e) => e.sni === `${n}.ssrf.test` && e.event === 'flow.end'));
+    const start = (await stack.events()).find((e) => e.sni === `${n}.ssrf.test` && e.event === 'flow.start');
+    expect(start).toMatchObject({ verdict: 'deny', reason: 'private-destination', ruleId: 'public-only' });
+  });
+
+  it("allows the same kind of address when the matching rule's allowPrivate covers it", async () => {
+    const before = upstream.connections.length;
+    expect((await nodeTls(stack.port(), 'loop.test', certs.ca)).errorCode).toBe('ERR_SSL_TLSV1_ALERT_ACCESS_DENIED');
+    expect(upstream.connections.length).toBe(before);
+    const ok = await nodeTls(stack.port(), 'exempt.test', certs.ca);
+    expect(ok.body).toBe('hello from upstream exempt.test\n');
+  });
+});
+
+/** A plain TCP upstream that records what it got and runs a script per connection. */
+function tcpUpstream(script: (s: Socket, got: Buffer[]) => void): Promise<{ server: Server; port: number; got: Buffer[][] }> {
+  const got: Buffer[][] = [];
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    const mine: Buffer[] = [];
+    got.push(mine);
+    s.on('data', (d: Buffer) => mine.push(d));
+    s.on('error', () => undefined);
+    script(s, mine);
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: (server.address() as AddressInfo).port, got })));
+}
+
+describe('edge relay: half-close', () => {
+  let stack: Stack;
+  let hello: Buffer;
+  const BIG = 4 * 1024 * 1024;
+  let clientFirst: Awaited<ReturnType<typeof tcpUpstream>>;
+  let serverFirst: Awaited<ReturnType<typeof tcpUpstream>>;
+
+  beforeAll(async () => {
+    hello = await captureHello('half.test');
+    // replies only after the client has shut down its write side
+    clientFirst = await tcpUpstream((s) => s.on('end', () => s.end(Buffer.alloc(BIG, 0x61))));
+    // sends everything and half-closes at once, then keeps reading
+    serverFirst = await tcpUpstream((s) => s.end(Buffer.alloc(1000, 0x62)));
+    stack = await startStack(profile('  - id: half\n    action: allow\n    fqdns: ["half.test"]\n    allowPrivate: ["127.0.0.0/8"]\n'), {
+      listeners: [
+        { name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: clientFirst.port },
+        { name: 'server-first', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: serverFirst.port },
+      ],
+      resolve: { 'half.test': ['127.0.0.1'] },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    clientFirst?.server.close();
+    serverFirst?.server.close();
+  });
+
+  it('a client that sends, shuts down its write side, then reads a long reply gets all of it', async () => {
+    const s = connect({ port: stack.port(), host: '127.0.0.1', allowHalfOpen: true });
+    let received = 0;
+    s.on('data', (d: Buffer) => (received += d.length));
+    await new Promise((r) => s.once('connect', r));
+    s.end(Buffer.concat([hello, Buffer.from('request body')]));
+    await new Promise((r) => s.once('end', r));
+    expect(received).toBe(BIG);
+    s.destroy();
+    expect(Buffer.concat(clientFirst.got[0] ?? []).equals(Buffer.concat([hello, Buffer.from('request body')]))).toBe(true);
+    await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.end' && e.listener === 'tls' && e.sni === 'half.test'));
+    const end = (await stack.events()).find((e) => e.event === 'flow.end' && e.listener === 'tls' && e.sni === 'half.test');
+    expect(end).toMatchObject({ bytesUp: hello.length + 12, bytesDown: BIG });
+  });
+
+  it('an upstream that half-closes first still receives everything the client sends afterwards', async () => {
+    const s = connect({ port: stack.port('server-first'), host: '127.0.0.1', allowHalfOpen: true });
+    const closed = new Promise((r) => s.once('close', r));
+    let received = 0;
+    s.on('data', (d: Buffer) => (received += d.length));
+    await new Promise((r) => s.once('connect', r));
+    s.write(hello);
+    await new Promise((r) => s.once('end', r)); // the server's FIN reached us
+    expect(received).toBe(1000);
+    s.end(Buffer.alloc(50_000, 0x63)); // we can still send
+    await waitFor(() => Buffer.concat(serverFirst.got[0] ?? []).length === hello.length + 50_000);
+    await closed;
+  });
+});
+
+describe('edge decide: fail modes and limits', () => {
+  let certs: TestCerts;
+  let upstream: TlsUpstream;
+  const stacks: Stack[] = [];
+  const extra = '  - id: fm\n    action: allow\n    fqdns: [".fm.test"]\n    allowPrivate: ["127.0.0.0/8"]\n';
+
+  beforeAll(async () => {
+    certs = makeCerts(['a.fm.test', 'b.fm.test', 'c.fm.test']);
+    upstream = await startTlsUpstream(certs);
+  });
+  afterEach(async () => {
+    for (const s of stacks.splice(0)) await s.stop();
+  });
+  afterAll(async () => upstream?.close());
+
+  const make = async (edge: Record<string, unknown>, policy: Record<string, unknown> = {}): Promise<Stack> => {
+    const s = await startStack(profile(extra), { listeners: [{ name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: upstream.port }], resolve: { 'a.fm.test': ['127.0.0.1'], 'b.fm.test': ['127.0.0.1'], 'c.fm.test': ['127.0.0.1'] }, ...edge }, policy);
+    stacks.push(s);
+    return s;
+  };
+  const startOf = async (s: Stack, sni: string) => {
+    await waitFor(async () => (await s.events()).some((e) => e.sni === sni && e.event === 'flow.start'));
+    return (await s.events()).filter((e) => e.sni === sni && e.event === 'flow.start').at(-1);
+  };
+
+  it('failMode closed (the default): policy service gone → refused with reason policy-unavailable', async () => {
+    const s = await make({});
+    await s.policy.stop();
+    const r = await nodeTls(s.port(), 'a.fm.test', certs.ca);
+    expect(r.errorCode).toBe('ERR_SSL_TLSV1_ALERT_ACCESS_DENIED');
+    expect(await startOf(s, 'a.fm.test')).toMatchObject({ verdict: 'deny', reason: 'policy-unavailable' });
+  });
+
+  it('failMode open: policy service gone → allowed with reason fail-open', async () => {
+    // fail-open knows no rule, so only the global exemption lets it reach the loopback upstream
+    const s = await make({ failMode: 'open', allowPrivate: ['127.0.0.0/8'] });
+    await s.policy.stop();
+    const r = await nodeTls(s.port(), 'a.fm.test', certs.ca);
+    expect(r.body).toBe('hello from upstream a.fm.test\n');
+    expect(await startOf(s, 'a.fm.test')).toMatchObject({ verdict: 'allow', reason: 'fail-open' });
+  });
+
+  it('serveStaleMs: a verdict that expired less than serveStaleMs ago serves while the service is gone, then no longer', async () => {
+    const s = await make({ serveStaleMs: 1_500 }, { verdictTtlMs: 200 });
+    expect((await nodeTls(s.port(), 'b.fm.test', certs.ca)).body).toBe('hello from upstream b.fm.test\n');
+    await s.policy.stop();
+    await new Promise((r) => setTimeout(r, 400)); // the verdict's 200 ms TTL has passed
+    expect((await nodeTls(s.port(), 'b.fm.test', certs.ca)).body).toBe('hello from upstream b.fm.test\n');
+    expect(await startOf(s, 'b.fm.test')).toMatchObject({ verdict: 'allow', reason: 'serve-stale', ruleId: 'fm' });
+    // a name never decided has nothing stale to serve
+    expect((await nodeTls(s.port(), 'c.fm.test', certs.ca)).errorCode).toBe('ERR_SSL_TLSV1_ALERT_ACCESS_DENIED');
+    expect(await startOf(s, 'c.fm.test')).toMatchObject({ verdict: 'deny', reason: 'policy-unavailable' });
+    await new Promise((r) => setTimeout(r, 1_500)); // now stale for longer than serveStaleMs
+    expect((await nodeTls(s.port(), 'b.fm.test', certs.ca)).errorCode).toBe('ERR_SSL_TLSV1_ALERT_ACCESS_DENIED');
+    expect(await startOf(s, 'b.fm.test')).toMatchObject({ verdict: 'deny', reason: 'policy-unavailable' });
+  });
+
+  it('per-source connection limit: connections beyond it are refused, audited, and the rest keep working', async () => {
+    const s = await make({ maxConnectionsPerSource: 2, sniffTimeoutMs: 3_000 });
+    const silent = await Promise.all([0, 1].map(() => new Promise<Socket>((r) => {
+      const c = connect({ port: s.port(), host: '127.0.0.1' }, () => r(c));
+      c.on('error', () => undefined);
+    })));
+    await new Promise((r) => setTimeout(r, 50));
+    const third = connect({ port: s.port(), host: '127.0.0.1' });
+    third.on('error', () => undefined);
+    await new Promise((r) => third.once('close', r));
+    await waitFor(async () => (await s.events()).some((e) => e.reason === 'source-limit'));
+    for (const c of silent) c.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await nodeTls(s.port(), 'a.fm.test', certs.ca)).body).toBe('hello from upstream a.fm.test\n');
+  });
+});
