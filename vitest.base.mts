@@ -5,7 +5,10 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('.', import.meta.url));
 const libs = ['contracts', 'sniff', 'fqdn-policy', 'flow-events', 'platform', 'testing', 'edge', 'policy', 'audit'];
 
-export const alias = Object.fromEntries(libs.map((l) => [`@portcullis/${l}`, `${root}libs/${l}/src/index.ts`]));
+export const alias = {
+  '@portcullis/platform/telemetry': `${root}libs/platform/src/telemetry.ts`,
+  ...Object.fromEntries(libs.map((l) => [`@portcullis/${l}`, `${root}libs/${l}/src/index.ts`])),
+};
 
 export default defineConfig({
   resolve: { alias },

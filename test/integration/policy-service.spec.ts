@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DecideRequest, DecideResponse__Output, PolicyAdminClient, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
-import { bearer, parseConfig } from '@portcullis/platform';
+import type { PolicyAdminClient, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
+import { parseConfig } from '@portcullis/platform';
 import { startPolicyService } from '@portcullis/policy';
 import type { PolicyServiceHandle } from '@portcullis/policy';
 import { startRedis } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
-import { adminClient, decisionClient, healthStatus, unary } from '../support/grpc';
+import { admin, adminClient, decide, decisionClient, healthStatus } from '../support/grpc';
 
 const TOKEN = 'integration-token';
 const profile = (extra = '') => `apiVersion: portcullis/v1
@@ -57,7 +57,6 @@ describe('policy-service replicas on one Redis', () => {
     await redis?.stop();
   });
 
-  const decide = (c: PolicyDecisionClient, req: DecideRequest): Promise<DecideResponse__Output> => unary(c.Decide, c, req);
 
   it('both replicas start from one seeded version and report SERVING', async () => {
     expect(a.active.current?.version).toBe(1);
@@ -84,7 +83,7 @@ describe('policy-service replicas on one Redis', () => {
     const keys = await client.keys(`portcullis:verdict:${a.active.current?.version}:*`);
     client.disconnect();
     expect(keys.some((k) => k.startsWith(`portcullis:verdict:${a.active.current?.version}:cache.github.com|`))).toBe(true);
-    const r = await unary(admA.ApplyPolicy, admA, { content: profile(), comment: 'same rules, new version' }, bearer(TOKEN));
+    const r = await admin(admA, TOKEN).apply({ content: profile(), comment: 'same rules, new version' });
     expect(r.applied).toBe(true);
     await new Promise((res) => setTimeout(res, 300));
     const after = await decide(decB, q);
@@ -101,7 +100,7 @@ describe('policy-service replicas on one Redis', () => {
     await new Promise((res) => setTimeout(res, 100));
     expect(seen[0]?.version).toBe(before); // current version at once
     const t0 = Date.now();
-    const r = await unary(admA.ApplyPolicy, admA, { content: profile(`  - id: deny-gist\n    action: deny\n    fqdns: ["gist.github.com"]\n`), comment: 'deny gist' }, bearer(TOKEN));
+    const r = await admin(admA, TOKEN).apply({ content: profile(`  - id: deny-gist\n    action: deny\n    fqdns: ["gist.github.com"]\n`), comment: 'deny gist' });
     let answered = 0;
     for (;;) {
       const d = await decide(decB, { sni: 'x.gist.github.com', port: 443 });
@@ -117,41 +116,41 @@ describe('policy-service replicas on one Redis', () => {
   });
 
   it('concurrent applies through both replicas publish distinct versions', async () => {
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => unary((i % 2 ? admA : admB).ApplyPolicy, i % 2 ? admA : admB, { content: profile(), comment: `c${i}` }, bearer(TOKEN))));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => admin(i % 2 ? admA : admB, TOKEN).apply({ content: profile(), comment: `c${i}` })));
     const versions = results.map((r) => r.version);
     expect(new Set(versions).size).toBe(10);
   });
 
   it('refuses admin calls without the right token (UNAUTHENTICATED)', async () => {
-    await expect(unary(admA.GetPolicy, admA, {})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
-    await expect(unary(admA.ApplyPolicy, admA, { content: profile() }, bearer('wrong-token'))).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    await expect(admin(admA, '').get({})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    await expect(admin(admA, 'wrong-token').apply({ content: profile() })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
   });
 
   it('dry run returns the validation and a rule diff without publishing; an invalid profile never replaces the active one', async () => {
-    const active = (await unary(admA.GetPolicy, admA, {}, bearer(TOKEN))).version;
-    const dry = await unary(admA.ApplyPolicy, admA, { content: profile(`  - id: new-rule\n    action: allow\n    fqdns: ["example.org"]\n`), dry_run: true }, bearer(TOKEN));
+    const active = (await admin(admA, TOKEN).get({})).version;
+    const dry = await admin(admA, TOKEN).apply({ content: profile(`  - id: new-rule\n    action: allow\n    fqdns: ["example.org"]\n`), dry_run: true });
     expect(dry).toMatchObject({ valid: true, applied: false, version: active });
     expect(dry.diff).toEqual(expect.arrayContaining([expect.objectContaining({ rule_id: 'new-rule', change: 'added' })]));
-    const bad = await unary(admA.ApplyPolicy, admA, { content: 'apiVersion: portcullis/v1\nkind: FqdnFilterProfile\nname: x\nrules:\n  - id: a\n    action: maybe\n    fqdns: ["*.com"]\n' }, bearer(TOKEN));
+    const bad = await admin(admA, TOKEN).apply({ content: 'apiVersion: portcullis/v1\nkind: FqdnFilterProfile\nname: x\nrules:\n  - id: a\n    action: maybe\n    fqdns: ["*.com"]\n' });
     expect(bad.valid).toBe(false);
     expect(bad.applied).toBe(false);
     expect(bad.problems.map((p) => p.path)).toEqual(expect.arrayContaining(['rules[0].action', 'rules[0].fqdns[0]']));
-    expect((await unary(admB.GetPolicy, admB, {}, bearer(TOKEN))).version).toBe(active);
+    expect((await admin(admB, TOKEN).get({})).version).toBe(active);
   });
 
   it('explains every rule considered, keeps history, and rolls back', async () => {
-    const ex = await unary(admB.Explain, admB, { name: 'API.GitHub.com.', port: 22 }, bearer(TOKEN));
+    const ex = await admin(admB, TOKEN).explain({ name: 'API.GitHub.com.', port: 22 });
     expect(ex.normalized_name).toBe('api.github.com');
     expect(ex.decision).toMatchObject({ verdict: 'VERDICT_ALLOW', rule_id: 'github' });
     expect(ex.rules[0]).toMatchObject({ rule_id: 'github', matched: true });
-    const h = await unary(admA.History, admA, { limit: 5 }, bearer(TOKEN));
+    const h = await admin(admA, TOKEN).history({ limit: 5 });
     expect(h.entries).toHaveLength(5);
     expect(h.entries[0]?.version).toBeGreaterThan(h.entries[4]?.version ?? 0);
     const target = h.entries[3]?.version ?? 0;
-    const rb = await unary(admA.ApplyPolicy, admA, { rollback_to_version: target }, bearer(TOKEN));
+    const rb = await admin(admA, TOKEN).apply({ rollback_to_version: target });
     expect(rb.applied).toBe(true);
-    const cur = await unary(admB.GetPolicy, admB, {}, bearer(TOKEN));
-    const old = await unary(admB.GetPolicy, admB, { version: target }, bearer(TOKEN));
+    const cur = await admin(admB, TOKEN).get({});
+    const old = await admin(admB, TOKEN).get({ version: target });
     expect(cur.content).toBe(old.content);
     expect(cur.comment).toBe(`rollback to version ${target}`);
   });

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from 'grpc-health-check';
 import { loadContracts } from '@portcullis/contracts';
-import type { PolicyAdminClient, PolicyDecisionClient } from '@portcullis/contracts';
+import type { ApplyPolicyRequest, ApplyPolicyResponse__Output, DecideRequest, ExplainRequest, GetPolicyRequest, HistoryRequest, ValidatePolicyRequest, DecideResponse__Output, ExplainResponse__Output, HistoryResponse__Output, PolicyAdminClient, PolicyDecisionClient, PolicyDocument__Output, ValidatePolicyResponse__Output } from '@portcullis/contracts';
 
 export function decisionClient(address: string): PolicyDecisionClient {
   const { PolicyDecision } = loadContracts().portcullis.v1;
@@ -30,12 +30,28 @@ export async function healthStatus(address: string, service = ''): Promise<strin
   }
 }
 
-/** Promisifies one unary call with a deadline. */
-export function unary<Req, Res>(
-  fn: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
-  self: unknown,
-  req: Req,
-  md: grpc.Metadata = new grpc.Metadata(),
-): Promise<Res> {
-  return new Promise((resolve, reject) => fn.call(self, req, md, { deadline: Date.now() + 5_000 }, (err, res) => (err || !res ? reject(err ?? new Error('empty')) : resolve(res))));
+type Cb<Res> = (err: grpc.ServiceError | null, res?: Res) => void;
+
+function promise<Res>(invoke: (opts: grpc.CallOptions, cb: Cb<Res>) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => invoke({ deadline: Date.now() + 5_000 }, (err, res) => (err || !res ? reject(err ?? new Error('empty')) : resolve(res))));
+}
+
+/** Promise-returning admin calls with the given token ('' sends none). */
+export function admin(client: PolicyAdminClient, token: string) {
+  const md = (): grpc.Metadata => {
+    const m = new grpc.Metadata();
+    if (token) m.set('authorization', `Bearer ${token}`);
+    return m;
+  };
+  return {
+    get: (req: GetPolicyRequest) => promise<PolicyDocument__Output>((o, cb) => client.GetPolicy(req, md(), o, cb)),
+    apply: (req: ApplyPolicyRequest) => promise<ApplyPolicyResponse__Output>((o, cb) => client.ApplyPolicy(req, md(), o, cb)),
+    validate: (req: ValidatePolicyRequest) => promise<ValidatePolicyResponse__Output>((o, cb) => client.ValidatePolicy(req, md(), o, cb)),
+    explain: (req: ExplainRequest) => promise<ExplainResponse__Output>((o, cb) => client.Explain(req, md(), o, cb)),
+    history: (req: HistoryRequest) => promise<HistoryResponse__Output>((o, cb) => client.History(req, md(), o, cb)),
+  };
+}
+
+export function decide(client: PolicyDecisionClient, req: DecideRequest): Promise<DecideResponse__Output> {
+  return promise<DecideResponse__Output>((o, cb) => client.Decide(req, o, cb));
 }

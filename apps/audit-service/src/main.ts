@@ -1,4 +1,5 @@
 // audit-service: one service process, started from the config file named by --config.
+import './instrument';
 import { startAuditService } from '@portcullis/audit';
 import { runServiceMain } from '@portcullis/platform';
 

@@ -1,4 +1,5 @@
 // `portcullis`: run the services, manage policy.
+import './instrument';
 import { ConfigError, loadConfigFile } from '@portcullis/platform';
 import { opt, parseArgs, UsageError } from './args';
 import { policyCommand } from './policy-commands';

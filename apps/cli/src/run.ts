@@ -3,7 +3,7 @@
 import { startAuditService } from '@portcullis/audit';
 import { isEdgePrimary, startEdgeProxy, superviseEdgeWorkers } from '@portcullis/edge';
 import { MemoryFlowTransport } from '@portcullis/flow-events';
-import { createLogger, onShutdown } from '@portcullis/platform';
+import { createLogger, onShutdown, routeGrpcLogs, startMetricsServer, stopTelemetry } from '@portcullis/platform';
 import type { PortcullisConfig, Stoppable } from '@portcullis/platform';
 import { MemoryPolicyStore, MemoryVerdictCache, startPolicyService } from '@portcullis/policy';
 import { UsageError } from './args';
@@ -11,8 +11,16 @@ import { UsageError } from './args';
 export async function runServices(which: string, config: Readonly<PortcullisConfig>): Promise<void> {
   const base = createLogger({ level: config.log.level, service: 'portcullis' });
   const log = (service: string) => base.child({ service });
-  const started: Stoppable[] = [];
+  routeGrpcLogs(base);
+  const started: Stoppable[] = [{ stop: stopTelemetry }];
   onShutdown(base, started);
+  // Before the services start, so their instruments bind to the real meter provider.
+  if (config.metrics.listen) {
+    const metrics = await startMetricsServer(config.metrics.listen);
+    started.push(metrics);
+    metrics.setReady(async () => (await Promise.all(started.map((s) => (s.ready ? s.ready() : true)))).every(Boolean));
+    base.info({ listen: config.metrics.listen, port: metrics.port }, 'metrics listening');
+  }
   const embedded = !config.redis.url;
   if (embedded && which !== 'all') throw new UsageError(`run ${which} needs redis.url in the config; only \`run all\` has the embedded in-memory mode`);
 

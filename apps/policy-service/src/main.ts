@@ -1,4 +1,5 @@
 // policy-service: one service process, started from the config file named by --config.
+import './instrument';
 import { startPolicyService } from '@portcullis/policy';
 import { runServiceMain } from '@portcullis/platform';
 

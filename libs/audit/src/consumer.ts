@@ -3,6 +3,9 @@
 // claimed after claimIdleMs.
 import { decodeFlowEvent } from '@portcullis/flow-events';
 import type { FlowEvent, FlowTransport, StreamEntry } from '@portcullis/flow-events';
+import { trace } from '@opentelemetry/api';
+import type { Link } from '@opentelemetry/api';
+import { meter, tracingEnabled } from '@portcullis/platform';
 import type { Logger } from '@portcullis/platform';
 import type { AuditSink } from './sink';
 
@@ -24,7 +27,23 @@ export interface ConsumerOptions {
   claimIdleMs: number;
 }
 
+const tracer = trace.getTracer('portcullis-audit');
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
+
+/** Links from the batch's span to each sampled flow it records. */
+function links(events: FlowEvent[]): Link[] {
+  const out: Link[] = [];
+  for (const e of events) {
+    const m = e.traceparent ? TRACEPARENT.exec(e.traceparent) : null;
+    if (m) out.push({ context: { traceId: m[1] as string, spanId: m[2] as string, traceFlags: 1, isRemote: true }, attributes: { flowId: e.flowId, event: e.event } });
+  }
+  return out;
+}
+
 export class AuditConsumer {
+  private readonly written = meter().createCounter('portcullis_audit_written_total', { description: 'Flow events written to the audit sink' });
+  /** last time a read of the stream succeeded (readiness) */
+  lastOk = 0;
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   private lastClaim = 0;
@@ -68,6 +87,7 @@ export class AuditConsumer {
           }
         }
         const batch = await this.transport.read(this.opts.consumer, this.opts.batchSize, this.opts.blockMs);
+        this.lastOk = Date.now();
         await this.handle(batch);
         backoff = 100;
       } catch (err) {
@@ -89,12 +109,16 @@ export class AuditConsumer {
   private async handle(batch: StreamEntry[], redelivered = false): Promise<void> {
     if (batch.length === 0) return;
     let lines: string[] = [];
+    const events: FlowEvent[] = [];
     const bad: string[] = [];
     for (const entry of batch) {
       const r = decodeFlowEvent(entry.data);
-      if (r.ok) lines.push(auditLine(r.event));
-      else bad.push(JSON.stringify({ id: entry.id, error: r.error, raw: entry.data.slice(0, 4096) }));
+      if (r.ok) {
+        events.push(r.event);
+        lines.push(auditLine(r.event));
+      } else bad.push(JSON.stringify({ id: entry.id, error: r.error, raw: entry.data.slice(0, 4096) }));
     }
+    const span = tracingEnabled() ? tracer.startSpan('audit.write', { links: links(events), attributes: { count: batch.length, redelivered } }) : undefined;
     if (redelivered && lines.length) {
       const keys = lines.map(lineKey);
       const present = await this.sink.has(keys);
@@ -111,6 +135,8 @@ export class AuditConsumer {
     }
     await this.transport.ack(batch.map((e) => e.id));
     this.stats.written += lines.length;
+    this.written.add(lines.length);
+    span?.end();
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 // startAuditService(config): one consumer of the flow stream writing the durable audit log.
 import { RedisFlowTransport } from '@portcullis/flow-events';
 import type { FlowTransport } from '@portcullis/flow-events';
-import { connectRedis } from '@portcullis/platform';
+import { connectRedis, meter } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { AuditConsumer } from './consumer';
 import { FanoutSink, NdjsonFileSink, StdoutSink } from './sink';
@@ -9,6 +9,7 @@ import { FanoutSink, NdjsonFileSink, StdoutSink } from './sink';
 export interface AuditServiceHandle {
   consumer: AuditConsumer;
   logPath: string;
+  ready(): boolean;
   stop(): Promise<void>;
 }
 
@@ -29,10 +30,15 @@ export async function startAuditService(config: Readonly<PortcullisConfig>, deps
   const rejects = new NdjsonFileSink(`${config.audit.log}.rejects`, { daily: false });
   const consumer = new AuditConsumer(transport, sink, rejects, log, { consumer: config.audit.consumer, batchSize: config.audit.batchSize, blockMs: 1_000, claimIdleMs: config.audit.claimIdleMs });
   consumer.start();
+  const m = meter();
+  const backlog = async (): Promise<{ lag: number; pending: number }> => transport.groupInfo().catch(() => ({ lag: -1, pending: -1 }));
+  m.createObservableGauge('portcullis_stream_lag', { description: 'Flow events in the stream not yet delivered to the audit group' }).addCallback(async (r) => r.observe((await backlog()).lag));
+  m.createObservableGauge('portcullis_stream_pending', { description: 'Flow events delivered but not yet acknowledged' }).addCallback(async (r) => r.observe((await backlog()).pending));
   log.info({ log: config.audit.log, consumer: config.audit.consumer, stream: transport.kind }, 'audit-service consuming');
   return {
     consumer,
     logPath: config.audit.log,
+    ready: () => Date.now() - consumer.lastOk < 10_000,
     stop: async () => {
       await consumer.stop();
       await sink.close();

@@ -17,3 +17,8 @@ export type { ValidationProblem } from './generated/portcullis/v1/ValidationProb
 export type { RuleChange } from './generated/portcullis/v1/RuleChange';
 export type { RuleTrace } from './generated/portcullis/v1/RuleTrace';
 export type { Verdict__Output as Verdict } from './generated/portcullis/v1/Verdict';
+export type { GetPolicyRequest } from './generated/portcullis/v1/GetPolicyRequest';
+export type { ApplyPolicyRequest } from './generated/portcullis/v1/ApplyPolicyRequest';
+export type { ExplainRequest } from './generated/portcullis/v1/ExplainRequest';
+export type { HistoryRequest } from './generated/portcullis/v1/HistoryRequest';
+export type { ValidatePolicyRequest } from './generated/portcullis/v1/ValidatePolicyRequest';

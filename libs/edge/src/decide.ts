@@ -30,6 +30,8 @@ export interface DecideInput {
   noNameReason: string;
   listener: string;
   flowId: string;
+  /** W3C traceparent of the flow's edge.decide span ('' when not traced) */
+  traceparent: string;
 }
 
 interface L1Entry {
@@ -140,6 +142,7 @@ export class DecisionClient {
       listener: input.listener,
       flow_id: input.flowId,
       no_name_reason: input.noNameReason,
+      traceparent: input.traceparent,
     };
     return this.ask(req).then((res) => {
       if (!res) {

@@ -9,6 +9,7 @@ import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
 import { SsrfGuard } from './ssrf';
 import { handleFlow } from './flow';
+import { EdgeMetrics } from './observe';
 
 export interface EdgeHandle {
   /** listener name → bound address */
@@ -16,6 +17,7 @@ export interface EdgeHandle {
   decider: DecisionClient;
   publisher: FlowPublisher;
   activeFlows(): number;
+  ready(): boolean;
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,8 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   const decider = new DecisionClient({ address: deps.policyAddress ?? edge.policyService, nodeId: edge.nodeId, decideTimeoutMs: edge.decideTimeoutMs, l1Size: edge.l1CacheSize, failMode: edge.failMode, serveStaleMs: edge.serveStaleMs, log });
   decider.start();
 
+  let flows = 0;
+  const metrics = new EdgeMetrics({ activeFlows: () => flows, queueDepth: () => publisher.stats.queued, dropped: () => publisher.stats.dropped, policyVersion: () => decider.policyVersion, nodeId: edge.nodeId });
   const guard = new SsrfGuard({ allowPrivate: edge.allowPrivate });
   const dns = new DnsCache({ maxEntries: Math.max(1, edge.dnsCacheSize), maxTtlMs: edge.dnsMaxTtlMs, negativeTtlMs: 5_000 });
   const sockets = new Set<Socket>();
@@ -64,7 +68,6 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   };
-  let flows = 0;
   let shuttingDown = false;
   const perSource = new Map<string, number>();
   /** Admission: a global and a per-source-address cap on concurrent connections. */
@@ -95,6 +98,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       idleTimeoutMs: edge.idleTimeoutMs,
       resolve: edge.resolve,
       decider,
+      metrics,
       guard,
       dns,
       log,
@@ -137,6 +141,8 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     decider,
     publisher,
     activeFlows: () => flows,
+    // ready: listening, and a policy version known (or a fail mode that does not need one)
+    ready: () => servers.every((s) => s.listening) && (decider.policyVersion > 0 || edge.failMode === 'open'),
     stop: async () => {
       // Stop accepting; let open flows finish for up to drainTimeoutMs; then close them (reason shutdown).
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

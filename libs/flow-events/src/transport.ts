@@ -22,6 +22,8 @@ export interface FlowTransport {
   /** Takes over entries another consumer left pending for longer than minIdleMs. */
   claimIdle(consumer: string, minIdleMs: number, count: number): Promise<StreamEntry[]>;
   ack(ids: string[]): Promise<void>;
+  /** The consumer group's backlog: entries not yet delivered (lag) and delivered but unacknowledged (pending). */
+  groupInfo(): Promise<{ lag: number; pending: number }>;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,16 @@ export class RedisFlowTransport implements FlowTransport {
 
   async ack(ids: string[]): Promise<void> {
     if (ids.length) await this.redis.xack(this.stream, this.group, ...ids);
+  }
+
+  async groupInfo(): Promise<{ lag: number; pending: number }> {
+    const groups = (await this.redis.xinfo('GROUPS', this.stream)) as unknown[][];
+    for (const g of groups) {
+      const f = new Map<string, unknown>();
+      for (let i = 0; i + 1 < g.length; i += 2) f.set(String(g[i]), g[i + 1]);
+      if (f.get('name') === this.group) return { lag: Number(f.get('lag') ?? 0), pending: Number(f.get('pending') ?? 0) };
+    }
+    return { lag: 0, pending: 0 };
   }
 
   async close(): Promise<void> {
@@ -157,6 +169,10 @@ export class MemoryFlowTransport implements FlowTransport {
 
   async ack(ids: string[]): Promise<void> {
     for (const id of ids) this.pending.delete(id);
+  }
+
+  async groupInfo(): Promise<{ lag: number; pending: number }> {
+    return { lag: this.log.length - this.nextIndex, pending: this.pending.size };
   }
 
   async close(): Promise<void> {

@@ -72,6 +72,8 @@ export const configSchema = z.strictObject({
   edge: edgeSchema.prefault({}),
   audit: auditSchema.prefault({}),
   stream: streamSchema.prefault({}),
+  /** Prometheus /metrics with /healthz and /readyz; absent: no metrics endpoint. */
+  metrics: z.strictObject({ listen: hostPort.optional() }).prefault({}),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
 });
 

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { ServingStatus } from 'grpc-health-check';
 import { splitHostPort } from './config';
+import type { Logger } from './logger';
 
 export interface GrpcServerHandle {
   server: grpc.Server;
@@ -87,4 +88,14 @@ export function deadline(ms: number): grpc.CallOptions {
 /** Error with a gRPC status, for handlers to pass to callbacks. */
 export function grpcError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
+}
+
+/** grpc-js' own diagnostics go to pino instead of stderr. */
+export function routeGrpcLogs(log: Logger): void {
+  grpc.setLogger({
+    error: (...args: unknown[]) => log.warn({ source: 'grpc-js' }, args.map(String).join(' ')),
+    info: (...args: unknown[]) => log.debug({ source: 'grpc-js' }, args.map(String).join(' ')),
+    debug: (...args: unknown[]) => log.debug({ source: 'grpc-js' }, args.map(String).join(' ')),
+  } as Partial<Console> as Console);
+  grpc.setLogVerbosity(grpc.logVerbosity.ERROR);
 }

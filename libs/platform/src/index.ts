@@ -2,7 +2,10 @@ export { configSchema, parseConfig, loadConfigFile, splitHostPort, ConfigError }
 export type { PortcullisConfig, ListenerConfig } from './config';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
-export { startGrpcServer, bearer, deadline, grpcError, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
+export { startGrpcServer, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
+export { meter, startMetricsServer } from './metrics';
+export type { MetricsServer } from './metrics';
+export { tracingEnabled, stopTelemetry } from './telemetry';
 export type { GrpcServerHandle } from './grpc-kit';
 export { connectRedis, waitForRedis } from './redis';
 export type { Redis } from './redis';

@@ -2,10 +2,15 @@
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from './config';
 import type { PortcullisConfig } from './config';
+import { routeGrpcLogs } from './grpc-kit';
 import { createLogger } from './logger';
+import { startMetricsServer } from './metrics';
+import { stopTelemetry } from './telemetry';
 
 export interface Stoppable {
   stop(): Promise<void>;
+  /** readiness for /readyz: listeners bound, dependencies answering */
+  ready?(): boolean | Promise<boolean>;
 }
 
 export function onShutdown(log: Logger, stoppables: Stoppable[], opts: { timeoutMs?: number } = {}): void {
@@ -51,8 +56,18 @@ export function runServiceMain<T extends Stoppable>(
   (async () => {
     const config = loadConfigFile(path);
     const log = createLogger({ level: config.log.level, service });
+    routeGrpcLogs(log);
+    const stoppables: Stoppable[] = [{ stop: stopTelemetry }];
+    // Before the service starts, so its instruments bind to the real meter provider.
+    const metricsServer = config.metrics.listen ? await startMetricsServer(config.metrics.listen) : undefined;
+    if (metricsServer) {
+      stoppables.push(metricsServer);
+      log.info({ listen: config.metrics.listen, port: metricsServer.port }, 'metrics listening');
+    }
     const handle = await start(config, { log });
-    onShutdown(log, [handle]);
+    stoppables.push(handle);
+    metricsServer?.setReady(() => (handle.ready ? handle.ready() : true));
+    onShutdown(log, stoppables);
   })().catch((err: unknown) => {
     console.error(err instanceof ConfigError ? err.message : err instanceof Error ? `${service}: ${err.message}` : err);
     process.exit(1);

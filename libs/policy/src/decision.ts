@@ -3,7 +3,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Decision } from '@portcullis/fqdn-policy';
 import type { DecideRequest__Output, DecideResponse, PolicyDecisionHandlers, PolicyVersionEvent } from '@portcullis/contracts';
-import { grpcError } from '@portcullis/platform';
+import { context, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
+import type { Context } from '@opentelemetry/api';
+import { grpcError, meter, tracingEnabled } from '@portcullis/platform';
 import type { Logger } from '@portcullis/platform';
 import type { ActivePolicy, ActiveVersion } from './active-policy';
 import type { VerdictCache } from './verdict-cache';
@@ -52,7 +54,21 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   });
 }
 
+const tracer = trace.getTracer('portcullis-policy');
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The parent of a decision's span: the edge's edge.decide (sent in the request) or the gRPC call. */
+function parentContext(traceparent: string): Context {
+  const m = TRACEPARENT.exec(traceparent);
+  if (!m) return context.active();
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1] as string, spanId: m[2] as string, traceFlags: parseInt(m[3] as string, 16) & TraceFlags.SAMPLED, isRemote: true });
+}
+
 export class Decider {
+  private readonly m = meter();
+  private readonly decisions = this.m.createCounter('portcullis_decisions_total', { description: 'Decisions answered, by verdict and reason' });
+  private readonly cacheLookups = this.m.createCounter('portcullis_verdict_cache_total', { description: 'Shared verdict cache lookups' });
+
   constructor(
     private readonly active: ActivePolicy,
     private readonly cache: VerdictCache,
@@ -60,11 +76,29 @@ export class Decider {
   ) {}
 
   async decide(req: DecideRequest__Output): Promise<DecideResponse> {
+    if (!tracingEnabled()) return this.evaluate(req);
+    const parent = parentContext(req.traceparent);
+    const span = tracer.startSpan('policy.decide', { kind: SpanKind.SERVER, attributes: { sni: req.sni, connectHost: req.connect_host, port: req.port, nodeId: req.node_id, flowId: req.flow_id } }, parent);
+    try {
+      const r = await context.with(trace.setSpan(parent, span), () => this.evaluate(req));
+      span.setAttributes({ verdict: r.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny', ruleId: r.rule_id ?? '', reason: r.reason ?? '', cacheHit: r.cache_hit ?? false, policyVersion: Number(r.policy_version ?? 0) });
+      return r;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async evaluate(req: DecideRequest__Output): Promise<DecideResponse> {
     const active = this.active.current;
     if (!active) throw grpcError(grpc.status.UNAVAILABLE, 'no policy loaded');
     const key = cacheKey(req, active);
     const hit = await withTimeout(this.cache.get(active.version, key), this.opts.cacheBudgetMs);
-    if (hit) return { ...(JSON.parse(hit) as DecideResponse), cache_hit: true };
+    this.cacheLookups.add(1, { result: hit ? 'hit' : 'miss' });
+    if (hit) {
+      const cached = JSON.parse(hit) as DecideResponse;
+      this.decisions.add(1, { verdict: cached.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny', reason: cached.reason ?? '' });
+      return { ...cached, cache_hit: true };
+    }
     const decision = active.compiled.decide({
       name: req.connect_host || req.sni || undefined,
       port: req.port,
@@ -74,6 +108,7 @@ export class Decider {
       noNameReason: req.no_name_reason || undefined,
     });
     const response = toResponse(decision, active.version, this.opts.verdictTtlMs, false);
+    this.decisions.add(1, { verdict: decision.verdict, reason: decision.reason });
     this.cache.set(active.version, key, JSON.stringify(response), this.opts.verdictTtlMs);
     return response;
   }

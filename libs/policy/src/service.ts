@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseProfileText } from '@portcullis/fqdn-policy';
 import { loadContracts } from '@portcullis/contracts';
-import { connectRedis, startGrpcServer } from '@portcullis/platform';
+import { connectRedis, meter, startGrpcServer } from '@portcullis/platform';
 import type { Logger, PortcullisConfig, Redis } from '@portcullis/platform';
 import { ActivePolicy, sha256 } from './active-policy';
 import { adminHandlers } from './admin';
@@ -17,6 +17,7 @@ export interface PolicyServiceHandle {
   address: string;
   store: PolicyStore;
   active: ActivePolicy;
+  ready(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +60,9 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
   }
 
   const active = new ActivePolicy(store, log);
+  meter()
+    .createObservableGauge('portcullis_policy_version', { description: 'Policy version this replica answers with' })
+    .addCallback((r) => r.observe(active.current?.version ?? 0));
   const decider = new Decider(active, cache, { verdictTtlMs: config.policy.verdictTtlMs, cacheBudgetMs: 20 });
   const decision = decisionHandlers(decider, active, log);
   const contracts = loadContracts();
@@ -101,6 +105,7 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
     address: server.address,
     store,
     active,
+    ready: async () => active.current !== undefined && (await store.ping()),
     stop: async () => {
       clearInterval(healthTimer);
       server.setServing('NOT_SERVING');

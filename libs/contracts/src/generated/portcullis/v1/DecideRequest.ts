@@ -13,6 +13,7 @@ export interface DecideRequest {
   'listener'?: (string);
   'flow_id'?: (string);
   'no_name_reason'?: (string);
+  'traceparent'?: (string);
 }
 
 export interface DecideRequest__Output {
@@ -27,4 +28,5 @@ export interface DecideRequest__Output {
   'listener': (string);
   'flow_id': (string);
   'no_name_reason': (string);
+  'traceparent': (string);
 }

@@ -1,0 +1,4 @@
+// Loaded first by main.ts: tracing must hook @grpc/grpc-js and ioredis before anything loads them.
+import { startTelemetry } from '@portcullis/platform/telemetry';
+
+startTelemetry('edge-proxy');
