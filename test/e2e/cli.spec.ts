@@ -56,7 +56,7 @@ describe.each([
     configPath = writeConfig(dir, 'c.yaml', {
       ...(redis ? { redis: { url: redis.url } } : {}),
       policy: { listen: `127.0.0.1:${policyPort}`, profile: join(dir, 'profile.yaml'), adminToken: 'cli-token-123' },
-      edge: { listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgePort}`, upstreamPort: upstream.port }], resolve: { 'ok.test': ['127.0.0.1'], 'no.test': ['127.0.0.1'] } },
+      edge: { listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgePort}`, upstreamPort: upstream.port }], resolve: { 'ok.test': ['127.0.0.1'], 'no.test': ['127.0.0.1'] }, spoolDir: join(dir, 'spool') },
       audit: { log: join(dir, 'audit.log') },
     });
     stack = startApp('cli', ['run', 'all', '--config', configPath]);

@@ -54,6 +54,7 @@ describe('walking skeleton: edge, policy and audit as processes on real Redis', 
         // denied.test resolves to the same upstream: if it were let through, the upstream would see it
         resolve: { 'allowed.test': ['127.0.0.1'], 'deep.sub.allowed.test': ['127.0.0.1'], 'denied.test': ['127.0.0.1'] },
         sniffTimeoutMs: 2000,
+        spoolDir: join(dir, 'spool'),
       },
       audit: { log: auditLog },
     });

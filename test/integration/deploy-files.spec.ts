@@ -143,7 +143,7 @@ function composeCommand(): string[] | undefined {
   return undefined;
 }
 function skipNote(skip: (note?: string) => never, what: string): never {
-  const note = `${what} is not installed here: this check is skipped (the static checks still ran)`;
+  const note = `${what} not installed here: this check is skipped (the static checks still ran)`;
   console.warn(`note: ${note}`);
   return skip(note);
 }
@@ -169,12 +169,23 @@ const portcullis = Object.entries(services)
 const started = portcullis.filter((e) => arr(e.s['profiles']).length === 0);
 const ofApp = (app: App): typeof started => started.filter((e) => e.app === app);
 
-const composeConfigs = Object.fromEntries(APPS.map((app) => [app, validateConfigFile(at('config', CONFIG_FOR[app]))])) as Record<App, Validated>;
-const k8sConfigs = {
-  'edge-proxy': validateConfigFile(at('k8s/config/edge.yaml')),
-  'policy-service': validateConfigFile(at('k8s/config/policy.yaml')),
-  'audit-service': validateConfigFile(at('k8s/config/audit.yaml')),
-};
+/** Validated on first use, so a broken config fails the tests that need it, not the whole file. */
+function lazyConfigs<K extends string>(files: Record<K, string>): Record<K, Validated> {
+  const cache = new Map<K, Validated>();
+  return new Proxy({} as Record<K, Validated>, {
+    get: (_t, key) => {
+      const k = key as K;
+      if (!cache.has(k)) cache.set(k, validateConfigFile(files[k]));
+      return cache.get(k);
+    },
+  });
+}
+const composeConfigs = lazyConfigs(Object.fromEntries(APPS.map((app) => [app, at('config', CONFIG_FOR[app])])) as Record<App, string>);
+const k8sConfigs = lazyConfigs({
+  'edge-proxy': at('k8s/config/edge.yaml'),
+  'policy-service': at('k8s/config/policy.yaml'),
+  'audit-service': at('k8s/config/audit.yaml'),
+});
 
 /** Container ports a compose service declares (expose and published). */
 function containerPorts(s: Obj): number[] {
@@ -525,7 +536,7 @@ describe('docker/compose.yaml', () => {
 
   it('`docker compose config` accepts it', (ctx) => {
     const cmd = composeCommand();
-    if (!cmd) skipNote(ctx.skip, 'neither `docker compose` nor `docker-compose`');
+    if (!cmd) skipNote(ctx.skip, '`docker compose` / `docker-compose`');
     const [bin = '', ...pre] = cmd;
     const r = run(bin, [...pre, '-f', at('compose.yaml'), 'config', '-q']);
     expect(r.out).toBe('');
@@ -649,8 +660,17 @@ describe('docker/grafana', () => {
 
 // ---------------------------------------------------------------------------------------------
 describe('docker/k8s (kustomize)', () => {
-  let docs: Obj[] = [];
-  const kinds = (kind: string): Obj[] => docs.filter((d) => d['kind'] === kind);
+  let rendered: Obj[] | undefined;
+  /** `kubectl kustomize docker/k8s`, run once; a render failure fails every test that needs it. */
+  const docs = (): Obj[] => {
+    if (!rendered) {
+      const r = run('kubectl', ['kustomize', at('k8s')]);
+      if (r.code !== 0) throw new Error(`kubectl kustomize docker/k8s failed:\n${r.out}`);
+      rendered = parseAllDocuments(r.out).map((d) => obj(d.toJS()));
+    }
+    return rendered;
+  };
+  const kinds = (kind: string): Obj[] => docs().filter((d) => d['kind'] === kind);
   const named = (kind: string, name: string): Obj => obj(kinds(kind).find((d) => obj(d['metadata'])['name'] === name));
   const podSpec = (w: Obj): Obj => obj(obj(obj(w['spec'])['template'])['spec']);
   const podLabels = (w: Obj): Obj => obj(obj(obj(obj(w['spec'])['template'])['metadata'])['labels']);
@@ -660,12 +680,6 @@ describe('docker/k8s (kustomize)', () => {
   const workload = (name: string): Obj => obj(workloads().find((w) => obj(w['metadata'])['name'] === name));
   const portNamed = (c: Obj, name: unknown): number => Number(typeof name === 'number' ? name : obj(arr(c['ports']).map(obj).find((p) => p['name'] === name))['containerPort']);
 
-  beforeAll(() => {
-    if (!has('kubectl')) return;
-    const r = run('kubectl', ['kustomize', at('k8s')]);
-    if (r.code !== 0) throw new Error(`kubectl kustomize docker/k8s failed:\n${r.out}`);
-    docs = parseAllDocuments(r.out).map((d) => obj(d.toJS()));
-  });
   const needKubectl = (skip: (note?: string) => never): void => {
     if (!has('kubectl')) skipNote(skip, 'kubectl');
   };
@@ -679,7 +693,7 @@ describe('docker/k8s (kustomize)', () => {
     expect(kinds('HorizontalPodAutoscaler').length).toBe(1);
     expect(kinds('PodDisruptionBudget').length).toBe(3);
     expect(kinds('NetworkPolicy').length).toBeGreaterThan(0);
-    for (const d of docs) if (d['kind'] !== 'Namespace') expect(obj(d['metadata'])['namespace'], `${str(d['kind'])} namespace`).toBe('portcullis');
+    for (const d of docs()) if (d['kind'] !== 'Namespace') expect(obj(d['metadata'])['namespace'], `${str(d['kind'])} namespace`).toBe('portcullis');
   });
 
   it('every workload mounts a rendered ConfigMap whose config validates, and uses a tagged image', (ctx) => {

@@ -62,7 +62,7 @@ describe('observability across processes', () => {
     const base = {
       redis: { url: redis.url },
       policy: { listen: `127.0.0.1:${policyPort}`, profile: join(dir, 'profile.yaml'), adminToken: 'otel-token-1' },
-      edge: { nodeId: 'edge-otel', policyService: `127.0.0.1:${policyPort}`, listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgePort}`, upstreamPort: upstream.port }], resolve: { 'traced.test': ['127.0.0.1'], 'refused.test': ['127.0.0.1'] } },
+      edge: { nodeId: 'edge-otel', policyService: `127.0.0.1:${policyPort}`, listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgePort}`, upstreamPort: upstream.port }], resolve: { 'traced.test': ['127.0.0.1'], 'refused.test': ['127.0.0.1'] }, spoolDir: join(dir, 'spool') },
       audit: { log: auditLog },
     };
     const env = (service: string) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: service, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_TRACES_SAMPLER: 'always_on' });

@@ -26,7 +26,7 @@ export async function startStack(profile: string, edge: Record<string, unknown>,
   writeFileSync(join(dir, 'profile.yaml'), profile);
   const config = parseConfig({
     policy: { listen: '127.0.0.1:0', profile: join(dir, 'profile.yaml'), adminToken: 'stack-token', ...policyConfig },
-    edge: { listeners: [{ name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: 443 }], drainTimeoutMs: 500, ...edge },
+    edge: { listeners: [{ name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: 443 }], drainTimeoutMs: 500, spoolDir: join(dir, 'spool'), ...edge },
     audit: { log: join(dir, 'audit.log') },
   });
   const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });

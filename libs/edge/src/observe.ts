@@ -19,9 +19,10 @@ export class EdgeMetrics {
   readonly l1 = this.m.createCounter('portcullis_l1_cache_total', { description: 'Edge L1 verdict cache lookups' });
   readonly bytes = this.m.createCounter('portcullis_bytes_total', { description: 'Bytes relayed, up (client to server) and down' });
 
-  constructor(gauges: { activeFlows(): number; queueDepth(): number; dropped(): number; policyVersion(): number; nodeId: string }) {
+  constructor(gauges: { activeFlows(): number; queueDepth(): number; spoolBytes(): number; dropped(): number; policyVersion(): number; nodeId: string }) {
     this.m.createObservableGauge('portcullis_active_flows', { description: 'Open client connections' }).addCallback((r) => r.observe(gauges.activeFlows()));
     this.m.createObservableGauge('portcullis_audit_queue_depth', { description: 'Flow events waiting to be written to the stream' }).addCallback((r) => r.observe(gauges.queueDepth()));
+    this.m.createObservableGauge('portcullis_spool_bytes', { description: 'Flow events waiting in the spool file' }).addCallback((r) => r.observe(gauges.spoolBytes()));
     this.m.createObservableCounter('portcullis_events_dropped_total', { description: 'Flow events dropped because every buffer was full' }).addCallback((r) => r.observe(gauges.dropped()));
     this.m.createObservableGauge('portcullis_policy_version', { description: 'Policy version this node enforces' }).addCallback((r) => r.observe(gauges.policyVersion(), { node: gauges.nodeId }));
   }

@@ -1,7 +1,9 @@
 // startEdgeProxy(config): the listeners, the decision client and the flow-event publisher.
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { FlowPublisher, RedisFlowTransport } from '@portcullis/flow-events';
+import cluster from 'node:cluster';
+import { join } from 'node:path';
+import { FlowPublisher, RedisFlowTransport, Spool } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart, FlowTransport } from '@portcullis/flow-events';
 import { connectRedis, splitHostPort } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
@@ -45,8 +47,11 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     };
   }
   let droppedLogged = 0;
+  // One spool per process: cluster workers must not share a file.
+  const spool = edge.spoolDir && edge.spoolMaxBytes > 0 ? new Spool(join(edge.spoolDir, edge.nodeId, cluster.isWorker ? `worker-${cluster.worker?.id}` : 'main'), edge.spoolMaxBytes) : undefined;
   const publisher = new FlowPublisher(transport, {
     maxQueue: edge.eventQueueSize,
+    ...(spool ? { spool } : {}),
     onError: (err, queued) => log.warn({ err: (err as Error).message, queued }, 'flow events not yet written; retrying'),
     onDrop: () => {
       const now = Date.now();
@@ -60,7 +65,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   decider.start();
 
   let flows = 0;
-  const metrics = new EdgeMetrics({ activeFlows: () => flows, queueDepth: () => publisher.stats.queued, dropped: () => publisher.stats.dropped, policyVersion: () => decider.policyVersion, nodeId: edge.nodeId });
+  const metrics = new EdgeMetrics({ activeFlows: () => flows, queueDepth: () => publisher.stats.queued, spoolBytes: () => publisher.spoolBytes, dropped: () => publisher.stats.dropped, policyVersion: () => decider.policyVersion, nodeId: edge.nodeId });
   const guard = new SsrfGuard({ allowPrivate: edge.allowPrivate });
   const dns = new DnsCache({ maxEntries: Math.max(1, edge.dnsCacheSize), maxTtlMs: edge.dnsMaxTtlMs, negativeTtlMs: 5_000 });
   const sockets = new Set<Socket>();

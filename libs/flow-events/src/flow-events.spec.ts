@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FlowPublisher } from './publisher';
+import { Spool } from './spool';
 import { decodeFlowEvent, encodeFlowEvent } from './schema';
 import type { FlowStart } from './schema';
 import { MemoryFlowTransport, RedisFlowTransport } from './transport';
@@ -113,5 +117,60 @@ describe('with a real Redis', () => {
     for (let i = 0; i < 15; i++) pub.publish(start(i));
     expect(pub.stats.dropped).toBe(5);
     expect(pub.stats.queued).toBe(10);
+  });
+});
+
+describe('spool', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => redis?.stop());
+
+  it('spills to disk when the queue is full while Redis is down, then replays everything in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-'));
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on('error', () => undefined);
+    const stream = `test:spool:${Math.random()}`;
+    const t = new RedisFlowTransport(client, { maxLen: 100_000, stream });
+    const pub = new FlowPublisher(t, { maxQueue: 100, batchSize: 250, spool: new Spool(dir, 10 * 1024 * 1024) });
+    await redis.kill();
+    for (let i = 0; i < 3_000; i++) pub.publish(start(i));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pub.stats.dropped).toBe(0);
+    expect(pub.stats.spooled).toBe(2_900);
+    expect(pub.spoolBytes).toBeGreaterThan(0);
+    await redis.restart();
+    expect(await pub.drain(15_000)).toBe(0);
+    const ids = (await client.xrange(stream, '-', '+')).map(([, f]) => JSON.parse(f[1] ?? '{}').flowId as string);
+    expect(ids).toEqual(Array.from({ length: 3_000 }, (_, i) => `f${i}`));
+    expect(pub.spoolBytes).toBe(0);
+    client.disconnect();
+  });
+
+  it('a spool left by an earlier process is replayed first, from where it stopped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-'));
+    const old = new Spool(dir, 1024 * 1024);
+    for (let i = 0; i < 10; i++) old.append(encodeFlowEvent(start(i)));
+    const first = await old.peek(4);
+    old.commit(first.next); // 4 delivered before the "crash"
+    const client = new Redis(redis.url);
+    const stream = `test:spool2:${Math.random()}`;
+    const pub = new FlowPublisher(new RedisFlowTransport(client, { maxLen: 100_000, stream }), { maxQueue: 100, spool: new Spool(dir, 1024 * 1024) });
+    pub.publish(start(100));
+    expect(await pub.drain(5_000)).toBe(0);
+    const ids = (await client.xrange(stream, '-', '+')).map(([, f]) => JSON.parse(f[1] ?? '{}').flowId as string);
+    expect(ids).toEqual(['f4', 'f5', 'f6', 'f7', 'f8', 'f9', 'f100']);
+    client.disconnect();
+  });
+
+  it('drops (and counts) only when the spool is full too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-'));
+    const t = new MemoryFlowTransport();
+    t.add = () => Promise.reject(new Error('down'));
+    const pub = new FlowPublisher(t, { maxQueue: 10, spool: new Spool(dir, 3 * (encodeFlowEvent(start(10)).length + 1)) }); // room for exactly three spilled events
+    for (let i = 0; i < 20; i++) pub.publish(start(i));
+    expect(pub.stats.spooled).toBe(3);
+    expect(pub.stats.dropped).toBe(7);
   });
 });

@@ -4,3 +4,4 @@ export { RedisFlowTransport, MemoryFlowTransport, FLOW_STREAM, AUDIT_GROUP } fro
 export type { FlowTransport, StreamEntry } from './transport';
 export { FlowPublisher } from './publisher';
 export type { PublisherOptions, PublisherStats } from './publisher';
+export { Spool } from './spool';

@@ -1,13 +1,18 @@
 // The edge's side of the stream: never blocks a flow. Events wait in a bounded queue and are
 // written in pipelined batches; while the transport is down they stay queued and are retried.
-import type { FlowTransport } from './transport';
+// When the queue is full they go to the spool file (in order), and only when that is full too
+// are they dropped (counted).
 import { encodeFlowEvent } from './schema';
 import type { FlowEvent } from './schema';
+import type { Spool } from './spool';
+import type { FlowTransport } from './transport';
+
 export interface PublisherStats {
   queued: number;
   published: number;
   dropped: number;
   failures: number;
+  spooled: number;
 }
 
 export interface PublisherOptions {
@@ -15,6 +20,7 @@ export interface PublisherOptions {
   batchSize?: number;
   onError?: (err: unknown, queued: number) => void;
   onDrop?: (count: number) => void;
+  spool?: Spool;
 }
 
 export class FlowPublisher {
@@ -24,21 +30,44 @@ export class FlowPublisher {
   private retryTimer: NodeJS.Timeout | undefined;
   private backoffMs = 50;
   private idleWaiters: (() => void)[] = [];
-  readonly stats: PublisherStats = { queued: 0, published: 0, dropped: 0, failures: 0 };
+  /** once events go to the spool, every later one does too until it is replayed: order is kept */
+  private spilling: boolean;
+  readonly stats: PublisherStats = { queued: 0, published: 0, dropped: 0, failures: 0, spooled: 0 };
 
   constructor(
     private readonly transport: FlowTransport,
     private readonly opts: PublisherOptions,
-  ) {}
+  ) {
+    // A spool left by an earlier run is replayed before anything new.
+    this.spilling = opts.spool !== undefined && !opts.spool.empty;
+    if (this.spilling) this.schedule();
+  }
+
+  get spoolBytes(): number {
+    return this.opts.spool?.size ?? 0;
+  }
 
   publish(event: FlowEvent): void {
-    if (this.queue.length >= this.opts.maxQueue) {
-      this.stats.dropped++;
-      this.opts.onDrop?.(1);
+    const spool = this.opts.spool;
+    if (spool && (this.spilling || this.queue.length >= this.opts.maxQueue)) {
+      this.spilling = true;
+      if (spool.append(encodeFlowEvent(event))) this.stats.spooled++;
+      else this.drop();
+      this.schedule();
       return;
     }
+    if (this.queue.length >= this.opts.maxQueue) return this.drop();
     this.queue.push(encodeFlowEvent(event));
     this.stats.queued = this.queue.length;
+    this.schedule();
+  }
+
+  private drop(): void {
+    this.stats.dropped++;
+    this.opts.onDrop?.(1);
+  }
+
+  private schedule(): void {
     if (!this.scheduled && !this.flushing && !this.retryTimer) {
       this.scheduled = true;
       setImmediate(() => {
@@ -71,15 +100,43 @@ export class FlowPublisher {
         this.stats.published += batch.length;
         this.stats.queued = this.queue.length;
       }
+      // Then the spool, oldest first; new events keep going to it until it is empty.
+      const spool = this.opts.spool;
+      while (spool && this.spilling) {
+        const { lines, next } = await spool.peek(this.opts.batchSize ?? 500);
+        if (lines.length === 0) {
+          this.spilling = false;
+          break;
+        }
+        try {
+          await this.transport.add(lines);
+        } catch (err) {
+          this.stats.failures++;
+          this.opts.onError?.(err, this.queue.length + lines.length);
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            void this.flush();
+          }, this.backoffMs);
+          this.backoffMs = Math.min(this.backoffMs * 2, 2_000);
+          return;
+        }
+        spool.commit(next);
+        this.stats.published += lines.length;
+      }
+      if (this.queue.length > 0) return void setImmediate(() => void this.flush());
       for (const w of this.idleWaiters.splice(0)) w();
     } finally {
       this.flushing = false;
     }
   }
 
-  /** Resolves when the queue is empty or after timeoutMs (returns how many are still queued). */
+  /**
+   * Resolves when everything was delivered or after timeoutMs. Returns how many events are still
+   * held in memory, plus one while the spool still has undelivered events (they stay on disk and a
+   * restart replays them).
+   */
   async drain(timeoutMs: number): Promise<number> {
-    if (this.queue.length === 0) return 0;
+    if (this.queue.length === 0 && !this.spilling) return 0;
     void this.flush();
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
@@ -89,6 +146,6 @@ export class FlowPublisher {
       });
     });
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    return this.queue.length;
+    return this.queue.length + (this.spilling ? 1 : 0);
   }
 }

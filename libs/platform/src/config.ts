@@ -50,6 +50,9 @@ const edgeSchema = z.strictObject({
   workers: z.number().int().min(1).max(256).default(1),
   l1CacheSize: z.number().int().min(0).max(10_000_000).default(100_000),
   eventQueueSize: z.number().int().min(100).max(10_000_000).default(100_000),
+  /** where flow events go when the queue is full and the stream unreachable; '' disables the spool */
+  spoolDir: z.string().default('data/spool'),
+  spoolMaxBytes: z.number().int().min(0).default(1024 * 1024 * 1024),
 });
 
 const auditSchema = z.strictObject({
