@@ -7,50 +7,94 @@ export type NameResult = { ok: true; name: string } | { ok: false; problem: Name
 
 const MAX_NAME = 253;
 const MAX_LABEL = 63;
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+const LABEL = /^[a-z0-9_-]+$/;
+/** An IPv6 literal, bracketed or not, with an optional zone: hex digits, colons, dots (embedded IPv4). */
+const IPV6 = /^\[?[0-9a-f:.]*:[0-9a-f:.]*(%[^\]]*)?\]?$/i;
 
 function fail(problem: NameProblem, message: string): NameResult {
   return { ok: false, problem, message };
 }
 
 /**
+ * Would a WHATWG URL parser (browsers, curl, Node's URL) read this host as an IPv4 address? That covers the
+ * dotted quad and also "127.1", "0x7f.0.0.1", "0177.0.0.1" and "2130706433": every one reaches 127.0.0.1.
+ * `name` has no trailing dot and is ASCII.
+ */
+function isIpv4Host(name: string): boolean {
+  const parts = name.split('.');
+  if (parts.length > 4) return false;
+  const values: number[] = [];
+  for (const p of parts) {
+    let v: number;
+    if (/^0[xX][0-9a-fA-F]*$/.test(p)) v = p.length === 2 ? 0 : parseInt(p.slice(2), 16);
+    else if (/^0[0-7]+$/.test(p)) v = parseInt(p.slice(1), 8);
+    else if (/^(0|[1-9][0-9]*)$/.test(p)) v = Number(p);
+    else return false;
+    values.push(v);
+  }
+  const last = values[values.length - 1] ?? 0;
+  if (values.slice(0, -1).some((v) => v > 255)) return false;
+  return last < 256 ** (5 - values.length);
+}
+
+/** WHATWG's "ends in a number": such a host is parsed as IPv4 and is never a domain name. */
+function endsInNumber(name: string): boolean {
+  const last = name.slice(name.lastIndexOf('.') + 1);
+  return /^[0-9]+$/.test(last) || /^0[xX][0-9a-fA-F]*$/.test(last);
+}
+
+/**
  * Canonical form of a DNS name as it arrives from the network (SNI, CONNECT, SOCKS):
  * ASCII only (a Unicode SNI is invalid per RFC 6066), lowercased, one trailing dot removed,
- * labels of 1..63 characters from [a-z0-9-_], at most 253 characters, and never an IP literal.
+ * labels of 1..63 characters from [a-z0-9-_] not starting or ending with '-', at most 253 characters,
+ * and never an IP literal (nor anything a URL parser would read as one, such as "127.1").
  */
 export function normalizeName(raw: string): NameResult {
   let name = raw;
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name.length === 0) return fail('empty', 'name is empty');
-  if (name.length > MAX_NAME) return fail('too-long', `name is ${name.length} characters; at most ${MAX_NAME}`);
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
     if (c < 0x20 || c === 0x7f) return fail('bad-char', `control character 0x${c.toString(16).padStart(2, '0')} at ${i}`);
     if (c > 0x7f) return fail('unicode', 'non-ASCII character; names must be in A-label (punycode) form');
   }
-  if (name.includes(':') || IPV4.test(name)) return fail('ip-literal', 'an IP address is not a name');
+  // An address is an address whatever its length: classify it before the length rules.
+  if (name.includes(':')) {
+    if (IPV6.test(name)) return fail('ip-literal', 'an IPv6 address is not a name');
+    return fail('bad-char', 'a name has no ":" (a port belongs elsewhere)');
+  }
+  if (isIpv4Host(name)) return fail('ip-literal', 'an IPv4 address is not a name');
+  if (name.length > MAX_NAME) return fail('too-long', `name is ${name.length} characters; at most ${MAX_NAME}`);
   name = name.toLowerCase();
   const labels = name.split('.');
   for (const label of labels) {
-    if (label.length === 0) return fail('empty-label', 'empty label (two dots in a row)');
+    if (label.length === 0) return fail('empty-label', 'empty label (two dots in a row, or a leading dot)');
     if (label.length > MAX_LABEL) return fail('label-too-long', `label of ${label.length} characters; at most ${MAX_LABEL}`);
     if (label.startsWith('-') || label.endsWith('-')) return fail('hyphen', `label "${label}" starts or ends with a hyphen`);
-    if (!/^[a-z0-9_-]+$/.test(label)) return fail('bad-char', `label "${label}" has a character outside [a-z0-9-_]`);
+    if (!LABEL.test(label)) return fail('bad-char', `label "${label}" has a character outside [a-z0-9-_]`);
   }
+  if (endsInNumber(name)) return fail('bad-char', 'the last label is numeric; URL parsers read such a host as an IPv4 address');
   return { ok: true, name };
 }
 
 /**
  * Canonical form of a name written by a person (a policy rule): Unicode is converted to
- * A-labels with UTS #46 processing, then checked like a name from the wire.
+ * A-labels with UTS #46 processing (NFC first, so composed and decomposed forms agree), then checked
+ * like a name from the wire. A-labels written directly ("xn--...") must be valid punycode.
  */
 export function normalizeRuleName(raw: string): NameResult & { converted?: boolean } {
-  let ascii = raw;
   if (/[^\x00-\x7f]/.test(raw)) {
-    ascii = domainToASCII(raw.normalize('NFC'));
+    // Control characters and spaces make UTS #46 fail outright; report them as what they are.
+    const ctl = /[\x00-\x20\x7f]/.exec(raw);
+    if (ctl) return fail('bad-char', `control character or space 0x${ctl[0].charCodeAt(0).toString(16).padStart(2, '0')} at ${ctl.index}`);
+    const ascii = domainToASCII(raw.normalize('NFC'));
     if (ascii === '') return fail('unicode', `"${raw}" is not a valid internationalised name`);
     const r = normalizeName(ascii);
     return r.ok ? { ...r, converted: true } : r;
   }
-  return normalizeName(ascii);
+  const r = normalizeName(raw);
+  if (r.ok && /(^|\.)xn--/.test(r.name) && domainToASCII(r.name) !== r.name) {
+    return fail('unicode', `"${raw}" has an A-label ("xn--...") that is not valid punycode`);
+  }
+  return r;
 }
