@@ -7,6 +7,7 @@ import { trace } from '@opentelemetry/api';
 import type { Link } from '@opentelemetry/api';
 import { meter, tracingEnabled } from '@portcullis/platform';
 import type { Logger } from '@portcullis/platform';
+import type { Aggregates } from './aggregates';
 import type { AuditSink } from './sink';
 
 /** The audit line of an event: its identity (event, flowId) always leads the line. */
@@ -55,6 +56,7 @@ export class AuditConsumer {
     private readonly rejects: AuditSink,
     private readonly log: Logger,
     private readonly opts: ConsumerOptions,
+    private readonly aggregates?: Aggregates,
   ) {}
 
   start(): void {
@@ -119,12 +121,14 @@ export class AuditConsumer {
       } else bad.push(JSON.stringify({ id: entry.id, error: r.error, raw: entry.data.slice(0, 4096) }));
     }
     const span = tracingEnabled() ? tracer.startSpan('audit.write', { links: links(events), attributes: { count: batch.length, redelivered } }) : undefined;
+    let fresh = events;
     if (redelivered && lines.length) {
       const keys = lines.map(lineKey);
       const present = await this.sink.has(keys);
       if (present.size) {
         this.stats.duplicatesSkipped += present.size;
         lines = lines.filter((_, i) => !present.has(keys[i] as string));
+        fresh = events.filter((_, i) => !present.has(keys[i] as string));
       }
     }
     await this.sink.write(lines);
@@ -133,6 +137,8 @@ export class AuditConsumer {
       this.log.warn({ count: bad.length }, 'audit.invalid events kept in the rejects file');
       await this.rejects.write(bad);
     }
+    // Aggregates are for operators' eyes: a Redis hiccup there must not hold back the audit log.
+    await this.aggregates?.record(fresh).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'audit.aggregates not updated'));
     await this.transport.ack(batch.map((e) => e.id));
     this.stats.written += lines.length;
     this.written.add(lines.length);

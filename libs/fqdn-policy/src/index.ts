@@ -21,3 +21,5 @@ export { diffProfiles, PROFILE_ID } from './diff';
 export { isPublicSuffix } from './public-suffix';
 export { checkRegexSafety } from './regex-safety';
 export { parseCidr } from './cidr';
+export { discoverProfile, discoverRules, registrableDomain } from './discover';
+export type { Observation, DiscoveredRule } from './discover';
