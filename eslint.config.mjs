@@ -32,6 +32,11 @@ export default [
     },
   },
   {
+    // Node's I/O built-ins are not "external imports" to the Nx rule: ban them here for pure libs.
+    files: ['libs/sniff/src/**/*.ts', 'libs/fqdn-policy/src/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: io.filter((m) => !m.includes('*')).map((name) => ({ name, message: 'pure libraries do no I/O' })), patterns: [{ group: ['@grpc/*', '@opentelemetry/*'], message: 'pure libraries do no I/O' }] }] },
+  },
+  {
     files: ['apps/cli/**/*.ts', 'test/**/*.ts', 'tools/**/*.ts'],
     rules: { 'no-console': 'off' },
   },

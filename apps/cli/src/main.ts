@@ -2,6 +2,7 @@
 import './instrument';
 import { ConfigError, loadConfigFile } from '@portcullis/platform';
 import { opt, parseArgs, UsageError } from './args';
+import { auditCommand } from './audit-commands';
 import { policyCommand } from './policy-commands';
 import { runServices } from './run';
 
@@ -13,7 +14,10 @@ const USAGE = `usage:
   portcullis policy get [--version N]
   portcullis policy history [--limit N]
   portcullis policy rollback VERSION
-  portcullis policy explain NAME [--port P] [--source IP]`;
+  portcullis policy explain NAME [--port P] [--source IP]
+  portcullis audit tail [--verdict allow|deny] [--sni PATTERN] [--count N] --config FILE
+  portcullis audit top [--window 1h] [--limit N] --config FILE
+  portcullis audit discover [--since 24h] [--log FILE] --config FILE`;
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
@@ -29,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keep running until a signal
   }
   if (cmd === 'policy') return policyCommand(args);
+  if (cmd === 'audit') return auditCommand(args);
   throw new UsageError(`unknown command "${cmd}"`);
 }
 
