@@ -132,9 +132,9 @@ function cidrContains(cidr: string, ip: string): boolean {
 function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): { code: number | null; out: string } {
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): { code: number | null; out: string; stdout: string } {
   const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...opts.env } });
-  return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}`, stdout: r.stdout ?? '' };
 }
 /** `docker compose` (v2 plugin) or `docker-compose` (v1), whichever answers. */
 function composeCommand(): string[] | undefined {
@@ -149,7 +149,7 @@ function skipNote(skip: (note?: string) => never, what: string): never {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loaded once
+// The compose file and the configs it mounts
 // ---------------------------------------------------------------------------------------------
 const APPS = ['edge-proxy', 'policy-service', 'audit-service', 'cli'] as const;
 type App = (typeof APPS)[number];
@@ -162,7 +162,7 @@ const appOf = (s: Obj): App | undefined => {
   const app = str(obj(obj(s['build'])['args'])['APP']);
   return (APPS as readonly string[]).includes(app) ? (app as App) : undefined;
 };
-/** Portcullis services that `docker compose up` starts (no profile). */
+/** Services built from docker/Dockerfile (`started`: those `docker compose up` starts, without a profile). */
 const portcullis = Object.entries(services)
   .map(([name, s]) => ({ name, s: obj(s), app: appOf(obj(s)) }))
   .filter((e): e is { name: string; s: Obj; app: App } => e.app !== undefined);
@@ -202,25 +202,32 @@ function appPorts(app: App, v: Validated): number[] {
   if (app === 'policy-service') ports.push(portOf(v.config.policy.listen));
   return ports;
 }
+/** Directories an app writes to: they must be absolute and on a writable mount (the root filesystem is read-only). */
+function writableDirs(app: App, v: Validated): string[] {
+  if (app === 'edge-proxy' && v.config.edge.spoolDir && v.config.edge.spoolMaxBytes > 0) return [v.config.edge.spoolDir];
+  if (app === 'audit-service') return [v.config.audit.log.replace(/\/[^/]*$/, '')];
+  return [];
+}
+const under = (path: string, mount: string): boolean => path === mount || path.startsWith(`${mount.replace(/\/$/, '')}/`);
 function networksOf(s: Obj): Record<string, Obj> {
   const n = s['networks'];
   if (Array.isArray(n)) return Object.fromEntries(n.map((k) => [str(k), {}]));
   return Object.fromEntries(Object.entries(obj(n)).map(([k, v]) => [k, obj(v)]));
 }
-/** Names under which a compose service can be reached on a network: service name, hostname, aliases. */
+/** Names Docker's DNS answers for a service on a network: its name, container_name and aliases (not `hostname`). */
 function namesOn(name: string, s: Obj, network: string): string[] {
   const n = networksOf(s)[network];
   if (!n) return [];
-  return [name, str(s['hostname']), ...arr(n['aliases']).map(str)].filter(Boolean);
+  return [name, str(s['container_name']), ...arr(n['aliases']).map(str)].filter(Boolean);
 }
 function reachable(from: Obj, host: string): string[] {
   const nets = Object.keys(networksOf(from));
   return Object.entries(services).filter(([name, s]) => nets.some((net) => namesOn(name, obj(s), net).includes(host))).map(([name]) => name);
 }
-function volumeMounts(s: Obj): { source: string; target: string }[] {
+function volumeMounts(s: Obj): { source: string; target: string; readOnly: boolean }[] {
   return arr(s['volumes']).map((v) => {
-    const [source = '', target = ''] = str(v).split(':');
-    return { source, target };
+    const [source = '', target = '', mode = ''] = str(v).split(':');
+    return { source, target, readOnly: mode.split(',').includes('ro') };
   });
 }
 
@@ -292,7 +299,7 @@ describe('docker/Dockerfile', () => {
 
   it('the runtime image has dist/, proto/, bin/, production node_modules and the container scripts', () => {
     for (const dir of ['dist', 'proto', 'bin', 'node_modules']) expect(runtime).toMatch(new RegExp(`^COPY --from=\\S+ \\S*/${dir} \\./${dir}$`, 'm'));
-    expect(runtime).toMatch(/^COPY docker\/entrypoint\.sh docker\/healthcheck\.js \.\/docker\/$/m);
+    expect(runtime).toMatch(/^COPY (--chmod=0?5[57]5 )?docker\/entrypoint\.sh docker\/healthcheck\.js \.\/docker\/$/m);
     for (const f of ['entrypoint.sh', 'healthcheck.js']) expect(existsSync(at(f))).toBe(true);
   });
 
@@ -477,6 +484,17 @@ describe('docker/compose.yaml', () => {
     expect(new Set(volumes).size).toBe(volumes.length);
   });
 
+  it('what the services write (edge spool, audit log) is on a writable volume, the root filesystem being read-only', () => {
+    for (const { name, s, app } of portcullis) {
+      expect(s['read_only'], `${name} read_only`).toBe(true);
+      const writable = [...volumeMounts(s).filter((m) => !m.readOnly).map((m) => m.target), ...arr(s['tmpfs']).map(str)];
+      for (const dir of writableDirs(app, composeConfigs[app])) {
+        expect(dir, `${name}: ${dir} must be absolute`).toMatch(/^\//);
+        expect(writable.some((m) => under(dir, m)), `${name}: ${dir} on a writable mount (${writable.join(', ')})`).toBe(true);
+      }
+    }
+  });
+
   it('bind-mounted files exist', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const { source } of volumeMounts(obj(s))) {
@@ -539,8 +557,8 @@ describe('docker/compose.yaml', () => {
     if (!cmd) skipNote(ctx.skip, '`docker compose` / `docker-compose`');
     const [bin = '', ...pre] = cmd;
     const r = run(bin, [...pre, '-f', at('compose.yaml'), 'config', '-q']);
-    expect(r.out).toBe('');
-    expect(r.code).toBe(0);
+    if (r.out.trim()) console.warn(`note: ${cmd.join(' ')} config said:\n${r.out}`);
+    expect(r.code, r.out).toBe(0);
   });
 });
 
@@ -666,7 +684,7 @@ describe('docker/k8s (kustomize)', () => {
     if (!rendered) {
       const r = run('kubectl', ['kustomize', at('k8s')]);
       if (r.code !== 0) throw new Error(`kubectl kustomize docker/k8s failed:\n${r.out}`);
-      rendered = parseAllDocuments(r.out).map((d) => obj(d.toJS()));
+      rendered = parseAllDocuments(r.stdout).map((d) => obj(d.toJS()));
     }
     return rendered;
   };
@@ -737,6 +755,28 @@ describe('docker/k8s (kustomize)', () => {
     const edge = containers(workload('edge-proxy'))[0] ?? {};
     const edgePorts = arr(edge['ports']).map((p) => obj(p)['containerPort']);
     for (const l of k8sConfigs['edge-proxy'].config.edge.listeners) expect(edgePorts).toContain(portOf(l.listen));
+  });
+
+  it('config, profile and the directories the services write are mounted where the configs say', (ctx) => {
+    needKubectl(ctx.skip);
+    for (const name of ['edge-proxy', 'policy-service', 'audit-service'] as const) {
+      const c = containers(workload(name))[0] ?? {};
+      const mounts = arr(c['volumeMounts']).map(obj);
+      const volumes = arr(podSpec(workload(name))['volumes']).map(obj);
+      expect(mounts.some((m) => under('/etc/portcullis/portcullis.yaml', str(m['mountPath']))), `${name} config mount`).toBe(true);
+      const writable = mounts.filter((m) => m['readOnly'] !== true).map((m) => str(m['mountPath']));
+      for (const dir of writableDirs(name, k8sConfigs[name])) {
+        expect(dir, `${name}: ${dir} must be absolute`).toMatch(/^\//);
+        expect(writable.some((m) => under(dir, m)), `${name}: ${dir} on a writable volume`).toBe(true);
+      }
+      if (name === 'policy-service') {
+        const profile = k8sConfigs[name].config.policy.profile ?? '';
+        const m = mounts.find((x) => under(profile, str(x['mountPath'])) && !x['subPath']);
+        expect(m, `a mount holding ${profile}`).toBeDefined();
+        const cm = named('ConfigMap', str(obj(volumes.find((v) => v['name'] === m?.['name'])?.['configMap'])['name']));
+        expect(Object.keys(obj(cm['data']))).toContain(profile.slice(str(m?.['mountPath']).length + 1));
+      }
+    }
   });
 
   it('every container runs non-root with a read-only root filesystem and no privilege escalation', (ctx) => {
