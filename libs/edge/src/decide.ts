@@ -74,7 +74,8 @@ export class DecisionClient {
     private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; serveStaleMs: number; log: Logger },
   ) {
     const { PolicyDecision } = loadContracts().portcullis.v1;
-    this.client = new PolicyDecision(opts.address, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
+    // round_robin: with a target naming several replicas (dns:, ipv4:) a dead one is skipped.
+    this.client = new PolicyDecision(opts.address, grpc.credentials.createInsecure(), { ...CLIENT_OPTIONS, 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
     this.l1 = new LRUCache({ max: Math.max(1, opts.l1Size) });
   }
 

@@ -2,22 +2,19 @@
 // Every outcome, refusal and failure ends in exactly one flow.start and one flow.end.
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ClientHelloReader, detectProtocol, MAX_CLIENT_HELLO_BYTES } from '@portcullis/sniff';
+import { ClientHelloReader } from '@portcullis/sniff';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
 import type { ListenerConfig, Logger } from '@portcullis/platform';
 import { connectUpstream } from './connect';
 import type { DnsCache } from './connect';
-import type { SsrfGuard } from './ssrf';
 import type { DecideInput, DecisionClient, Verdict } from './decide';
+import { ACCESS_DENIED_ALERT, intake } from './intake';
+import type { Intake } from './intake';
 import { endStage, FlowTrace } from './observe';
-import type { EdgeMetrics, SniffOutcome } from './observe';
+import type { EdgeMetrics } from './observe';
+import type { SsrfGuard } from './ssrf';
 
-/** TLS alert record: fatal access_denied (49). */
-export const ACCESS_DENIED_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
-/** TLS alert record: fatal decode_error (50), for hellos we cannot parse. */
-export const DECODE_ERROR_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
-/** TLS alert record: fatal internal_error (80), when an allowed destination cannot be reached. */
-export const INTERNAL_ERROR_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
+export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT, INTERNAL_ERROR_ALERT } from './intake';
 
 export interface FlowContext {
   nodeId: string;
@@ -25,6 +22,7 @@ export interface FlowContext {
   sniffTimeoutMs: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  requireSniMatch: boolean;
   resolve: Readonly<Record<string, readonly string[]>>;
   decider: DecisionClient;
   metrics: EdgeMetrics;
@@ -37,71 +35,6 @@ export interface FlowContext {
   shuttingDown(): boolean;
 }
 
-type Protocol = FlowStart['protocol'];
-
-interface Learned {
-  sni: string;
-  protocol: Protocol;
-  ech: boolean;
-  echGrease: boolean;
-  noNameReason: string;
-  /** sniff-stage refusal that no policy can override (unparsable or oversized hello) */
-  refusal?: { reason: string; alert: Buffer; detail?: string };
-  outcome: SniffOutcome | 'client_closed' | 'refused';
-}
-
-/** sniff: buffers client bytes until the hello is complete, the bytes are clearly not TLS, or time runs out. */
-function sniff(client: Socket, timeoutMs: number): Promise<{ learned: Learned; buffered: Buffer[] }> {
-  return new Promise((resolve) => {
-    const reader = new ClientHelloReader();
-    const buffered: Buffer[] = [];
-    let done = false;
-    const finish = (learned: Learned): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      client.off('data', onData);
-      client.off('end', onEnd);
-      client.pause();
-      resolve({ learned, buffered });
-    };
-    const none = (outcome: Learned['outcome'], protocol: Protocol, noNameReason: string, refusal?: Learned['refusal']): Learned => ({ sni: '', protocol, ech: false, echGrease: false, noNameReason, outcome, ...(refusal ? { refusal } : {}) });
-    const onData = (chunk: Buffer): void => {
-      buffered.push(chunk);
-      const r = reader.push(chunk);
-      switch (r.kind) {
-        case 'need-more':
-          return;
-        case 'hello': {
-          const h = r.hello;
-          const sni = h.sni.kind === 'name' ? h.sni.name : '';
-          const noName = h.sni.kind === 'name' ? '' : h.sni.kind === 'none' ? 'no-sni' : `sni-${h.sni.kind}`;
-          // GREASE ECH and real ECH look alike on the wire (RFC 9849 §6.2). With a readable SNI the
-          // connection goes to that name's servers, so the name decides (echGrease); without one the
-          // profile's `ech` action does. See docs/policy.md.
-          return finish({ sni, protocol: 'tls', ech: h.ech.present, echGrease: h.ech.present && sni !== '', noNameReason: noName, outcome: sni ? 'sni_found' : 'sni_not_found' });
-        }
-        case 'not-tls': {
-          const p = detectProtocol(Buffer.concat(buffered));
-          return finish(none('not_tls', p === 'need-more' ? 'unknown' : p, 'not-tls'));
-        }
-        case 'too-large':
-          return finish(none('too_large', 'tls', 'hello-too-large', { reason: 'hello-too-large', alert: DECODE_ERROR_ALERT, detail: `ClientHello larger than ${MAX_CLIENT_HELLO_BYTES} bytes` }));
-        case 'invalid':
-          return finish(none('invalid', 'tls', 'invalid-hello', { reason: 'invalid-hello', alert: DECODE_ERROR_ALERT, detail: `malformed ClientHello: ${r.reason}` }));
-      }
-    };
-    const onEnd = (): void => {
-      const reason = buffered.length ? 'truncated-hello' : 'client-closed';
-      finish(none(buffered.length ? 'invalid' : 'client_closed', buffered.length ? 'tls' : 'unknown', reason, { reason, alert: Buffer.alloc(0) }));
-    };
-    // Silence is an answer too (server-speaks-first protocols): decide on what we know.
-    const timer = setTimeout(() => finish(none('timeout', buffered.length ? 'tls' : 'unknown', buffered.length ? 'sniff-timeout' : 'client-silent')), timeoutMs);
-    client.on('data', onData);
-    client.on('end', onEnd);
-  });
-}
-
 /**
  * `refusedBy`: the listener already refused this connection (a connection limit); it still gets
  * its pair of flow events, and the client a plain close.
@@ -109,12 +42,11 @@ function sniff(client: Socket, timeoutMs: number): Promise<{ learned: Learned; b
 export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: string): Promise<void> {
   const started = Date.now();
   const flowId = randomUUID();
-  const src = `${client.remoteAddress ?? ''}:${client.remotePort ?? 0}`;
-  const mode = ctx.listener.mode;
-  const port = ctx.listener.upstreamPort;
-  const spans = new FlowTrace({ listener: ctx.listener.name, src, flowId });
+  const spans = new FlowTrace({ listener: ctx.listener.name, flowId });
   let closeReason = '';
   let startEvent: FlowStart | undefined;
+  /** a name learned after the decision (a ClientHello inside a CONNECT/SOCKS tunnel) */
+  let tunnelSni = '';
   ctx.track(client);
   client.on('error', (err: NodeJS.ErrnoException) => {
     closeReason ||= `client-error:${err.code ?? 'unknown'}`;
@@ -128,33 +60,42 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     if (!startEvent || ended) return;
     ended = true;
     const bytesUp = upstream?.bytesWritten ?? 0;
-    const bytesDown = upstream ? client.bytesWritten : 0;
+    const bytesDown = upstream ? client.bytesWritten - established : 0;
     const reason = closeReason || (ctx.shuttingDown() ? 'shutdown' : 'closed');
-    ctx.report({ ...startEvent, event: 'flow.end', bytesUp, bytesDown, durationMs: Date.now() - started, closeReason: reason, traceId: spans.traceId });
+    const end: FlowEnd = { ...startEvent, event: 'flow.end', bytesUp, bytesDown, durationMs: Date.now() - started, closeReason: reason, traceId: spans.traceId };
+    if (tunnelSni) end.sni = tunnelSni;
+    ctx.report(end);
     if (bytesUp) ctx.metrics.bytes.add(bytesUp, { direction: 'up' });
     if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
-    spans.end({ sni: startEvent.sni, verdict: startEvent.verdict, ruleId: startEvent.ruleId, reason: startEvent.reason, dst: startEvent.dst, bytesUp, bytesDown, closeReason: reason });
-    ctx.log.info({ flowId, sni: startEvent.sni, verdict: startEvent.verdict, closeReason: reason, bytesUp, bytesDown, traceId: spans.traceId || undefined }, 'flow.end');
+    spans.end({ sni: end.sni, connectHost: end.connectHost, verdict: end.verdict, ruleId: end.ruleId, reason: end.reason, dst: end.dst, bytesUp, bytesDown, closeReason: reason });
+    ctx.log.info({ flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, closeReason: reason, bytesUp, bytesDown, traceId: spans.traceId || undefined }, 'flow.end');
   };
 
-  const refuse = (alert: Buffer, reason: string): void => {
+  const refuse = (reply: Buffer, reason: string): void => {
     closeReason = reason;
     if (clientClosed) return endFlow();
     client.once('close', () => endFlow());
     if (client.destroyed) return;
     client.resume(); // discard whatever else the client sends
-    if (alert.length) client.end(alert);
+    if (reply.length) client.end(reply);
     else client.end();
     client.setTimeout(2_000, () => client.destroy());
   };
 
   // sniff (unless the listener already refused the connection)
   const sniffSpan = refusedBy ? undefined : spans.stage('edge.sniff');
-  const { learned, buffered } = refusedBy
-    ? { learned: { sni: '', protocol: 'unknown' as const, ech: false, echGrease: false, noNameReason: refusedBy, outcome: 'refused' as const, refusal: { reason: refusedBy, alert: Buffer.alloc(0) } }, buffered: [] }
-    : await sniff(client, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
+  const learned: Intake = refusedBy
+    ? { sni: '', connectHost: '', port: 0, protocol: 'unknown', ech: false, echGrease: false, noNameReason: refusedBy, outcome: 'refused', refusal: { reason: refusedBy, reply: Buffer.alloc(0), detail: `over ${refusedBy}` }, forward: [], replies: { denied: () => Buffer.alloc(0), unreachable: () => Buffer.alloc(0) }, tunnel: false }
+    : await intake(client, ctx.listener, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
   if (!refusedBy) ctx.metrics.sniff.add(1, { outcome: learned.outcome });
-  endStage(sniffSpan, { sni: learned.sni, protocol: learned.protocol, outcome: learned.outcome });
+  endStage(sniffSpan, { sni: learned.sni, connectHost: learned.connectHost, protocol: learned.protocol, outcome: learned.outcome });
+  const srcAddress = learned.source?.address ?? client.remoteAddress ?? '';
+  const src = `${srcAddress}:${learned.source?.port ?? client.remotePort ?? 0}`;
+  const port = learned.port;
+  const name = learned.connectHost || learned.sni;
+  const dstName = name ? `${name}:${port}` : '';
+  /** bytes of our own CONNECT/SOCKS success reply, not relayed data */
+  let established = 0;
 
   const begin = (v: Pick<Verdict, 'verdict' | 'ruleId' | 'reason' | 'detail' | 'policyVersion' | 'wouldDeny'>, dst: string): FlowStart => {
     const traceparent = spans.traceparent;
@@ -164,11 +105,11 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
       flowId,
       nodeId: ctx.nodeId,
       listener: ctx.listener.name,
-      mode,
+      mode: ctx.listener.mode,
       src,
       dst,
       sni: learned.sni,
-      connectHost: '',
+      connectHost: learned.connectHost,
       protocol: learned.protocol,
       verdict: v.verdict,
       ruleId: v.ruleId,
@@ -182,29 +123,30 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     };
     ctx.report(startEvent);
     ctx.metrics.flows.add(1, { listener: ctx.listener.name, verdict: v.verdict, reason: v.reason });
-    ctx.log.info({ flowId, sni: learned.sni, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src, protocol: learned.protocol, traceId: spans.traceId || undefined }, 'flow.start');
+    ctx.log.info({ flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src, protocol: learned.protocol, traceId: spans.traceId || undefined }, 'flow.start');
     return startEvent;
   };
 
   if (learned.refusal) {
-    begin({ verdict: 'deny', ruleId: '', reason: learned.refusal.reason, detail: learned.refusal.detail ?? `refused before any decision: ${learned.refusal.reason}`, policyVersion: ctx.decider.policyVersion, wouldDeny: false }, '');
-    return refuse(learned.refusal.alert, learned.refusal.reason);
+    begin({ verdict: 'deny', ruleId: '', reason: learned.refusal.reason, detail: learned.refusal.detail, policyVersion: ctx.decider.policyVersion, wouldDeny: false }, dstName);
+    return refuse(learned.refusal.reply, learned.refusal.reason);
   }
 
   // decide
-  const decideSpan = spans.stage('edge.decide');
-  const decideStarted = performance.now();
-  const input: DecideInput = { sni: learned.sni, connectHost: '', port, sourceIp: client.remoteAddress ?? '', protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: learned.noNameReason, listener: ctx.listener.name, flowId, traceparent: FlowTrace.traceparent(decideSpan) ?? '' };
-  const verdict = await ctx.decider.decide(input);
-  ctx.metrics.decide.record((performance.now() - decideStarted) / 1000, { source: verdict.source });
-  ctx.metrics.l1.add(1, { result: verdict.source === 'l1' ? 'hit' : 'miss' });
-  endStage(decideSpan, { sni: learned.sni, verdict: verdict.verdict, ruleId: verdict.ruleId, reason: verdict.reason, source: verdict.source, policyVersion: verdict.policyVersion });
-  const name = learned.sni;
-  const dstName = name ? `${name}:${port}` : '';
+  const ask = async (sni: string, connectHost: string, span: ReturnType<FlowTrace['stage']>): Promise<Verdict> => {
+    const decideStarted = performance.now();
+    const input: DecideInput = { sni, connectHost, port, sourceIp: srcAddress, protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: sni || connectHost ? '' : learned.noNameReason, listener: ctx.listener.name, flowId, traceparent: FlowTrace.traceparent(span) ?? '' };
+    const verdict = await ctx.decider.decide(input);
+    ctx.metrics.decide.record((performance.now() - decideStarted) / 1000, { source: verdict.source });
+    ctx.metrics.l1.add(1, { result: verdict.source === 'l1' ? 'hit' : 'miss' });
+    endStage(span, { sni, connectHost, verdict: verdict.verdict, ruleId: verdict.ruleId, reason: verdict.reason, source: verdict.source, policyVersion: verdict.policyVersion });
+    return verdict;
+  };
+  const verdict = await ask(learned.sni, learned.connectHost, spans.stage('edge.decide'));
 
   if (verdict.verdict === 'deny') {
     begin(verdict, dstName);
-    return refuse(learned.protocol === 'tls' ? ACCESS_DENIED_ALERT : Buffer.alloc(0), 'denied');
+    return refuse(learned.protocol === 'tls' || learned.tunnel ? learned.replies.denied(verdict.reason, `${dstName || 'this connection'} denied (${verdict.reason})`) : Buffer.alloc(0), 'denied');
   }
   if (!name) {
     // Allowed without a name: an SNI listener has nowhere to send it.
@@ -213,13 +155,13 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
   }
 
   // connect
-  const connectSpan = spans.stage('edge.connect', { sni: name, port });
+  const connectSpan = spans.stage('edge.connect', { name, port });
   const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns });
   endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
   if (!conn.ok) {
     // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
     begin(conn.reason === 'private-destination' ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
-    return refuse(conn.reason === 'private-destination' ? ACCESS_DENIED_ALERT : INTERNAL_ERROR_ALERT, conn.reason);
+    return refuse(learned.replies.unreachable(conn.reason, conn.detail), conn.reason);
   }
   const upstream = conn.socket;
   ctx.track(upstream);
@@ -230,19 +172,93 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     endFlow(upstream);
     return;
   }
+  if (learned.replies.established) {
+    established = learned.replies.established.length;
+    client.write(learned.replies.established);
+  }
 
-  // relay: the sniffed bytes first, unchanged, then both directions with half-close.
+  // relay: the sniffed bytes first, unchanged, then both directions with half-close. Through a
+  // CONNECT/SOCKS tunnel a ClientHello must name the host that was decided (domain-fronting guard).
   const relaySpan = spans.stage('edge.relay');
-  relay(client, upstream, buffered, ctx.idleTimeoutMs, (reason) => {
-    closeReason ||= reason;
-  }, () => {
-    endStage(relaySpan, { bytesUp: upstream.bytesWritten, bytesDown: client.bytesWritten });
-    endFlow(upstream);
+  const gate = learned.tunnel
+    ? (first: Buffer[]) =>
+        checkTunnelHello(client, first, Date.now() + (ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs), async (sni) => {
+          tunnelSni = sni;
+          if (sni === learned.connectHost) return undefined;
+          if (ctx.requireSniMatch) return 'sni-mismatch';
+          const v = await ask(sni, '', spans.stage('edge.decide', { tunnel: true }));
+          return v.verdict === 'allow' ? undefined : 'sni-denied';
+        })
+    : undefined;
+  relay(
+    client,
+    upstream,
+    learned.forward,
+    ctx.idleTimeoutMs,
+    (reason) => {
+      closeReason ||= reason;
+    },
+    () => {
+      endStage(relaySpan, { bytesUp: upstream.bytesWritten, bytesDown: client.bytesWritten - established });
+      endFlow(upstream);
+    },
+    gate,
+  );
+}
+
+/** Outcome of the tunnel check: pass the bytes on, or refuse with a reason. */
+type GateResult = { pass: Buffer[] } | { refuse: string };
+
+/**
+ * Reads the first client bytes inside a tunnel. Not TLS (SSH, SMTP...): pass at once. A ClientHello:
+ * once complete, `check(sni)` says whether it may pass. Never waits for a silent client.
+ */
+function checkTunnelHello(client: Socket, first: Buffer[], deadline: number, check: (sni: string) => Promise<string | undefined>): Promise<GateResult> {
+  return new Promise((resolve) => {
+    const reader = new ClientHelloReader();
+    const chunks = [...first];
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (r: GateResult): void => {
+      clearTimeout(timer);
+      client.off('data', onData);
+      client.off('end', onEnd);
+      resolve(r);
+    };
+    const judge = (): boolean => {
+      const r = reader.result;
+      if (r.kind === 'need-more') {
+        timer ??= setTimeout(() => finish({ refuse: 'sniff-timeout' }), Math.max(0, deadline - Date.now()));
+        return false;
+      }
+      client.off('data', onData);
+      client.pause();
+      if (r.kind === 'not-tls') finish({ pass: chunks });
+      else if (r.kind !== 'hello') finish({ refuse: r.kind === 'too-large' ? 'hello-too-large' : 'invalid-hello' });
+      else if (r.hello.sni.kind !== 'name') finish({ pass: chunks });
+      else check(r.hello.sni.name).then((refusal) => finish(refusal ? { refuse: refusal } : { pass: chunks }), () => finish({ refuse: 'policy-unavailable' }));
+      return true;
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      reader.push(chunk);
+      judge();
+    };
+    // the client half-closed before finishing a hello: pass what it sent, the server will judge it
+    const onEnd = (): void => finish({ pass: chunks });
+    for (const c of first) reader.push(c);
+    if (first.length && judge()) return;
+    client.on('data', onData);
+    client.once('end', onEnd);
+    client.resume();
   });
 }
 
-/** Pipes both ways; an end on one side becomes an end (FIN) on the other, not a full close. */
-export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs: number, setReason: (r: string) => void, done: () => void): void {
+/**
+ * Pipes both ways; an end on one side becomes an end (FIN) on the other, not a full close.
+ * With a gate, the upstream's bytes flow at once (server-speaks-first protocols) while the
+ * client's wait for the gate's verdict.
+ */
+export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs: number, setReason: (r: string) => void, done: () => void, gate?: (first: Buffer[]) => Promise<GateResult>): void {
   let open = 2;
   const closed = (): void => {
     if (--open === 0) done();
@@ -258,7 +274,6 @@ export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs:
   // not one: its FIN already became the upstream's end(), and bytes still queued for the
   // upstream must reach it.
   client.once('close', (hadError: boolean) => hadError && upstream.destroy());
-  client.once('end', () => setReason('client-closed'));
   upstream.once('end', () => setReason('upstream-closed'));
   // client activity covers both directions: reads are uploads, writes are downloads
   client.setTimeout(idleMs, () => {
@@ -266,8 +281,20 @@ export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs:
     client.destroy();
     upstream.destroy();
   });
-  for (const b of first) upstream.write(b);
-  client.pipe(upstream);
   upstream.pipe(client);
-  client.resume();
+  const up = (bytes: Buffer[]): void => {
+    client.once('end', () => setReason('client-closed'));
+    for (const b of bytes) upstream.write(b);
+    if (client.readableEnded) upstream.end();
+    else client.pipe(upstream);
+    client.resume();
+  };
+  if (!gate) return up(first);
+  gate(first).then((r) => {
+    if ('pass' in r) return up(r.pass);
+    setReason(r.refuse);
+    upstream.destroy();
+    client.end(ACCESS_DENIED_ALERT);
+    client.setTimeout(2_000, () => client.destroy());
+  }, () => client.destroy());
 }

@@ -101,6 +101,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       sniffTimeoutMs: edge.sniffTimeoutMs,
       connectTimeoutMs: edge.connectTimeoutMs,
       idleTimeoutMs: edge.idleTimeoutMs,
+      requireSniMatch: edge.requireSniMatch,
       resolve: edge.resolve,
       decider,
       metrics,

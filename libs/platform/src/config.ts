@@ -7,12 +7,19 @@ import { z } from 'zod';
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT');
 const ms = (def: number) => z.number().int().min(1).max(86_400_000).default(def);
 
+const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an address or CIDR');
+
 const listenerSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'letters, digits, - and _'),
-  mode: z.enum(['sni']),
+  /** sni: the ClientHello names the destination; http-connect and socks5: the proxy request does */
+  mode: z.enum(['sni', 'http-connect', 'socks5']),
   listen: hostPort,
+  /** sni mode: the port dialled on the named server */
   upstreamPort: z.number().int().min(1).max(65535).default(443),
   sniffTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+  /** expect a PROXY protocol header (v1, v2 or either) first, from trustedProxies only */
+  proxyProtocol: z.enum(['v1', 'v2', 'any']).optional(),
+  trustedProxies: z.array(cidr).default([]),
 });
 
 const redisSchema = z.strictObject({
@@ -30,7 +37,8 @@ const policySchema = z.strictObject({
 
 const edgeSchema = z.strictObject({
   nodeId: z.string().min(1).default(hostname()),
-  policyService: hostPort.default('127.0.0.1:50051'),
+  /** HOST:PORT, or a gRPC target naming several replicas (dns:policy:50051, ipv4:10.0.0.1:50051,10.0.0.2:50051) */
+  policyService: z.union([hostPort, z.string().regex(/^(dns|ipv4|ipv6):\S+$/, 'expected HOST:PORT or a gRPC target')]).default('127.0.0.1:50051'),
   listeners: z.array(listenerSchema).default([]),
   resolve: z.record(z.string(), z.array(z.union([z.ipv4(), z.ipv6()])).min(1)).default({}),
   sniffTimeoutMs: ms(5_000),
@@ -41,7 +49,9 @@ const edgeSchema = z.strictObject({
   /** when no verdict can be had, reuse one that went stale at most this long ago (0: never) */
   serveStaleMs: z.number().int().min(0).max(86_400_000).default(0),
   /** CIDRs the SSRF guard lets every rule reach (rules can add their own with allowPrivate). */
-  allowPrivate: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an address or CIDR')).default([]),
+  allowPrivate: z.array(cidr).default([]),
+  /** CONNECT/SOCKS: a ClientHello sent through the tunnel must name the requested host (domain-fronting guard) */
+  requireSniMatch: z.boolean().default(true),
   dnsCacheSize: z.number().int().min(0).max(1_000_000).default(10_000),
   dnsMaxTtlMs: ms(300_000),
   maxConnections: z.number().int().min(1).max(10_000_000).default(50_000),
@@ -114,6 +124,7 @@ export function parseConfig(raw: unknown, source = 'config'): Readonly<Portculli
   config.edge.listeners.forEach((l, i) => {
     if (names.has(l.name)) problems.push(`edge.listeners[${i}].name: duplicate listener name "${l.name}"`);
     names.add(l.name);
+    if (l.proxyProtocol && l.trustedProxies.length === 0) problems.push(`edge.listeners[${i}].trustedProxies: proxyProtocol needs the CIDRs of the proxies allowed to send it`);
   });
   if (problems.length) throw new ConfigError(source, problems);
   return Object.freeze(config);
