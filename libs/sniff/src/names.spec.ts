@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { NameProblem } from './names';
-import { normalizeName, normalizeRuleName } from './names';
+import { checkNameForTest, normalizeName, normalizeRuleName } from './names';
 
 const label63 = 'a'.repeat(63);
 const label64 = 'a'.repeat(64);
@@ -203,6 +203,20 @@ describe('normalizeRuleName (names written in rules)', () => {
         void prefix;
       }),
       { numRuns: 50 },
+    );
+  });
+});
+
+describe('normalizeName fast path', () => {
+  it('agrees with the full check on every input (random and name-shaped)', () => {
+    const alphabet = fc.constantFrom(...'aAzZ09-_.x:é \u0000'.split(''));
+    const label = fc.string({ unit: alphabet, maxLength: 70 });
+    const nameLike = fc.array(label, { maxLength: 6 }).map((l) => l.join('.'));
+    fc.assert(
+      fc.property(fc.oneof(label, nameLike, fc.string({ maxLength: 300 })), (raw) => {
+        expect(normalizeName(raw)).toEqual(checkNameForTest(raw));
+      }),
+      { numRuns: 20_000 },
     );
   });
 });

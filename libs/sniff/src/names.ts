@@ -50,6 +50,48 @@ function endsInNumber(name: string): boolean {
  * and never an IP literal (nor anything a URL parser would read as one, such as "127.1").
  */
 export function normalizeName(raw: string): NameResult {
+  return plainName(raw) ?? checkName(raw);
+}
+
+/**
+ * The hot path (every decision normalises a name): one pass over the characters that accepts
+ * the common case, an ordinary valid name, without allocating more than the lowercased result.
+ * Anything unusual (a numeric or hex last label, odd characters, bad label lengths) returns
+ * undefined and gets the full check, which decides and explains.
+ */
+function plainName(raw: string): NameResult | undefined {
+  let end = raw.length;
+  if (end > 0 && raw.charCodeAt(end - 1) === 0x2e) end--;
+  if (end === 0 || end > MAX_NAME) return undefined;
+  let upper = false;
+  let start = 0;
+  let prev = 0x2e;
+  for (let i = 0; i < end; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x2e) {
+      const n = i - start;
+      if (n === 0 || n > MAX_LABEL || prev === 0x2d) return undefined;
+      start = i + 1;
+    } else if (c >= 0x41 && c <= 0x5a) upper = true;
+    else if (c === 0x2d) {
+      if (prev === 0x2e) return undefined;
+    } else if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x5f)) return undefined;
+    prev = c;
+  }
+  const n = end - start;
+  if (n === 0 || n > MAX_LABEL || prev === 0x2d) return undefined;
+  // a last label that is all digits, or 0x…, makes the host an IPv4 address to URL parsers
+  let digits = true;
+  for (let i = start; i < end && digits; i++) {
+    const c = raw.charCodeAt(i);
+    digits = c >= 0x30 && c <= 0x39;
+  }
+  if (digits || (raw.charCodeAt(start) === 0x30 && (raw.charCodeAt(start + 1) | 0x20) === 0x78)) return undefined;
+  const name = end === raw.length ? raw : raw.slice(0, end);
+  return { ok: true, name: upper ? name.toLowerCase() : name };
+}
+
+function checkName(raw: string): NameResult {
   let name = raw;
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name.length === 0) return fail('empty', 'name is empty');
@@ -98,3 +140,6 @@ export function normalizeRuleName(raw: string): NameResult & { converted?: boole
   }
   return r;
 }
+
+/** The full check alone, for the property test that the fast path agrees with it. */
+export const checkNameForTest = checkName;
