@@ -21,13 +21,14 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(profile: string, edge: Record<string, unknown>, policyConfig: Record<string, unknown> = {}): Promise<Stack> {
+export async function startStack(profile: string, edge: Record<string, unknown>, policyConfig: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-stack-'));
   writeFileSync(join(dir, 'profile.yaml'), profile);
   const config = parseConfig({
     policy: { listen: '127.0.0.1:0', profile: join(dir, 'profile.yaml'), adminToken: 'stack-token', ...policyConfig },
     edge: { listeners: [{ name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: 443 }], drainTimeoutMs: 500, spoolDir: join(dir, 'spool'), ...edge },
     audit: { log: join(dir, 'audit.log') },
+    ...top,
   });
   const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
   const transport = new MemoryFlowTransport();

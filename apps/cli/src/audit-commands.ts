@@ -47,7 +47,7 @@ export function formatEvent(e: FlowEvent): string {
 
 async function tail(args: Args): Promise<number> {
   const config = configOf(args);
-  const redis = connectRedis(redisUrl(args, config), { maxRetriesPerRequest: null });
+  const redis = connectRedis(redisUrl(args, config), { maxRetriesPerRequest: null }, config.redis.tls);
   const verdict = opt(args, 'verdict');
   const match = matcher(opt(args, 'sni'));
   const max = Number(opt(args, 'count') ?? Infinity);
@@ -78,7 +78,7 @@ async function tail(args: Args): Promise<number> {
 
 async function top(args: Args): Promise<number> {
   const config = configOf(args);
-  const redis = connectRedis(redisUrl(args, config));
+  const redis = connectRedis(redisUrl(args, config), {}, config.redis.tls);
   try {
     const windowText = opt(args, 'window') ?? '1h';
     const result = await new RedisAggregates(redis, config.redis.keyPrefix).top(parseDuration(windowText), Number(opt(args, 'limit') ?? 10));

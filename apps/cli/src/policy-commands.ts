@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { compileProfile, parseProfileText } from '@portcullis/fqdn-policy';
 import { loadContracts } from '@portcullis/contracts';
 import type { ApplyPolicyResponse__Output, ExplainResponse__Output, HistoryResponse__Output, PolicyAdminClient, PolicyDocument__Output, ValidationProblem } from '@portcullis/contracts';
-import { bearer, CLIENT_OPTIONS, loadConfigFile } from '@portcullis/platform';
+import { bearer, clientChannel, loadConfigFile } from '@portcullis/platform';
+import type { TlsFiles } from '@portcullis/platform';
 import { opt, UsageError } from './args';
 import type { Args } from './args';
 
@@ -12,16 +13,21 @@ const TIMEOUT_MS = 10_000;
 
 function adminClient(args: Args): { client: PolicyAdminClient; md: grpc.Metadata } {
   let server = opt(args, 'server');
-  let token = opt(args, 'token');
+  let token = opt(args, 'token') ?? process.env['PORTCULLIS_ADMIN_TOKEN'];
+  let tls: TlsFiles | undefined;
+  const ca = opt(args, 'ca');
+  if (ca) tls = { ca, cert: opt(args, 'cert'), key: opt(args, 'key'), serverName: opt(args, 'server-name') };
   const configPath = opt(args, 'config');
   if (configPath) {
     const config = loadConfigFile(configPath);
     server ??= config.policy.listen;
     token ??= config.policy.adminToken;
+    tls ??= config.grpcTls;
   }
   if (!server) throw new UsageError('say where the policy service is: --config FILE or --server HOST:PORT --token TOKEN');
   const { PolicyAdmin } = loadContracts().portcullis.v1;
-  return { client: new PolicyAdmin(server, grpc.credentials.createInsecure(), CLIENT_OPTIONS), md: bearer(token ?? '') };
+  const channel = clientChannel(tls);
+  return { client: new PolicyAdmin(server, channel.credentials, channel.options), md: bearer(token ?? '') };
 }
 
 type Callback<Res> = (err: grpc.ServiceError | null, res?: Res) => void;

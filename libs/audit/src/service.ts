@@ -23,8 +23,8 @@ export async function startAuditService(config: Readonly<PortcullisConfig>, deps
   const cleanups: (() => void)[] = [];
   if (!transport) {
     if (!config.redis.url) throw new Error('audit-service needs redis.url (or run `portcullis run all` for the embedded stack)');
-    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 });
-    const reader = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 });
+    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 }, config.redis.tls);
+    const reader = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 }, config.redis.tls);
     for (const r of [redis, reader]) r.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
     transport = new RedisFlowTransport(redis, { maxLen: config.stream.maxLen, reader });
     aggregates ??= new RedisAggregates(redis, config.redis.keyPrefix);

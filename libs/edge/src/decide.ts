@@ -1,11 +1,11 @@
 // The edge's decision client: L1 cache tagged with the policy version, one in-flight call per
 // key shared by concurrent flows, a deadline on every call, and WatchPolicy to drop stale entries.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
 import { loadContracts } from '@portcullis/contracts';
 import type { DecideRequest, DecideResponse__Output, DecideStreamRequest, DecideStreamResponse__Output, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
-import { CLIENT_OPTIONS } from '@portcullis/platform';
-import type { Logger } from '@portcullis/platform';
+import { clientChannel } from '@portcullis/platform';
+import type { Logger, TlsFiles } from '@portcullis/platform';
 
 export interface Verdict {
   verdict: 'allow' | 'deny';
@@ -71,11 +71,12 @@ export class DecisionClient {
   readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, streamCalls: 0, unaryCalls: 0, failures: 0 };
 
   constructor(
-    private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; serveStaleMs: number; log: Logger },
+    private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; serveStaleMs: number; log: Logger; tls?: TlsFiles | undefined },
   ) {
     const { PolicyDecision } = loadContracts().portcullis.v1;
     // round_robin: with a target naming several replicas (dns:, ipv4:) a dead one is skipped.
-    this.client = new PolicyDecision(opts.address, grpc.credentials.createInsecure(), { ...CLIENT_OPTIONS, 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
+    const channel = clientChannel(opts.tls);
+    this.client = new PolicyDecision(opts.address, channel.credentials, { ...channel.options, 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
     this.l1 = new LRUCache({ max: Math.max(1, opts.l1Size) });
   }
 

@@ -37,7 +37,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   let transport = deps.transport;
   if (!transport) {
     if (!config.redis.url) throw new Error('edge-proxy needs redis.url (or run `portcullis run all` for the embedded stack)');
-    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 });
+    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 }, config.redis.tls);
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
     transport = new RedisFlowTransport(redis, { maxLen: config.stream.maxLen });
     const close = transport.close.bind(transport);
@@ -61,7 +61,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       }
     },
   });
-  const decider = new DecisionClient({ address: deps.policyAddress ?? edge.policyService, nodeId: edge.nodeId, decideTimeoutMs: edge.decideTimeoutMs, l1Size: edge.l1CacheSize, failMode: edge.failMode, serveStaleMs: edge.serveStaleMs, log });
+  const decider = new DecisionClient({ address: deps.policyAddress ?? edge.policyService, nodeId: edge.nodeId, decideTimeoutMs: edge.decideTimeoutMs, l1Size: edge.l1CacheSize, failMode: edge.failMode, serveStaleMs: edge.serveStaleMs, log, tls: config.grpcTls });
   decider.start();
 
   let flows = 0;

@@ -22,8 +22,20 @@ const listenerSchema = z.strictObject({
   trustedProxies: z.array(cidr).default([]),
 });
 
+/** PEM file paths. With cert and key on both ends, every gRPC hop is mutually authenticated. */
+const tlsFilesSchema = z.strictObject({
+  ca: z.string(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  /** the name the server certificate is checked against, when it is not the dialled host */
+  serverName: z.string().optional(),
+});
+
 const redisSchema = z.strictObject({
+  /** redis://[user:password@]host:port, or rediss:// for TLS */
   url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss://').optional(),
+  /** CA (and client certificate) for rediss:// */
+  tls: tlsFilesSchema.optional(),
   keyPrefix: z.string().regex(/^[a-z0-9_-]+$/i).default('portcullis'),
 });
 
@@ -80,6 +92,8 @@ const streamSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
+  /** mutual TLS for every gRPC server and client started from this file (edge → policy, CLI → admin) */
+  grpcTls: tlsFilesSchema.optional(),
   redis: redisSchema.default({ keyPrefix: 'portcullis' }),
   policy: policySchema.prefault({}),
   edge: edgeSchema.prefault({}),
@@ -92,6 +106,7 @@ export const configSchema = z.strictObject({
 
 export type PortcullisConfig = z.infer<typeof configSchema>;
 export type ListenerConfig = z.infer<typeof listenerSchema>;
+export type TlsFiles = z.infer<typeof tlsFilesSchema>;
 
 export class ConfigError extends Error {
   readonly code = 'PORTCULLIS_ERR_CONFIG';
@@ -126,6 +141,7 @@ export function parseConfig(raw: unknown, source = 'config'): Readonly<Portculli
     names.add(l.name);
     if (l.proxyProtocol && l.trustedProxies.length === 0) problems.push(`edge.listeners[${i}].trustedProxies: proxyProtocol needs the CIDRs of the proxies allowed to send it`);
   });
+  if (config.grpcTls && (!config.grpcTls.cert || !config.grpcTls.key)) problems.push('grpcTls: cert and key are both needed (mutual TLS)');
   if (problems.length) throw new ConfigError(source, problems);
   return Object.freeze(config);
 }
@@ -144,9 +160,11 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   } catch (err) {
     throw new ConfigError(path, [`not valid YAML: ${(err as Error).message}`]);
   }
-  if (env['PORTCULLIS_REDIS_URL'] && raw && typeof raw === 'object') {
+  // Secrets may come from the environment instead of the file (Kubernetes Secrets, Docker secrets).
+  if (raw && typeof raw === 'object') {
     const r = raw as Record<string, Record<string, unknown>>;
-    r['redis'] = { ...(r['redis'] ?? {}), url: env['PORTCULLIS_REDIS_URL'] };
+    if (env['PORTCULLIS_REDIS_URL']) r['redis'] = { ...(r['redis'] ?? {}), url: env['PORTCULLIS_REDIS_URL'] };
+    if (env['PORTCULLIS_ADMIN_TOKEN']) r['policy'] = { ...(r['policy'] ?? {}), adminToken: env['PORTCULLIS_ADMIN_TOKEN'] };
   }
   return parseConfig(raw, path);
 }

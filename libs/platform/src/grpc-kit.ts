@@ -2,7 +2,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { ServingStatus } from 'grpc-health-check';
+import { readFileSync } from 'node:fs';
 import { splitHostPort } from './config';
+import type { TlsFiles } from './config';
 import type { Logger } from './logger';
 
 export interface GrpcServerHandle {
@@ -32,6 +34,19 @@ export const CLIENT_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
 };
 
+/** Server credentials: insecure, or TLS that demands a client certificate from the CA. */
+export function serverCredentials(tls?: TlsFiles): grpc.ServerCredentials {
+  if (!tls?.cert || !tls.key) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(readFileSync(tls.ca), [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }], true);
+}
+
+/** Channel credentials and options for a client: insecure, or TLS presenting our certificate. */
+export function clientChannel(tls?: TlsFiles): { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
+  if (!tls) return { credentials: grpc.credentials.createInsecure(), options: CLIENT_OPTIONS };
+  const credentials = grpc.credentials.createSsl(readFileSync(tls.ca), tls.key ? readFileSync(tls.key) : null, tls.cert ? readFileSync(tls.cert) : null);
+  return { credentials, options: tls.serverName ? { ...CLIENT_OPTIONS, 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : CLIENT_OPTIONS };
+}
+
 /**
  * Starts a server for the given services plus grpc.health.v1 (NOT_SERVING until setServing('SERVING')).
  * `serviceNames` are the fully-qualified names the health service reports on.
@@ -40,6 +55,7 @@ export async function startGrpcServer(
   listen: string,
   register: (server: grpc.Server) => void,
   serviceNames: string[],
+  tls?: TlsFiles,
 ): Promise<GrpcServerHandle> {
   const server = new grpc.Server(SERVER_OPTIONS);
   register(server);
@@ -48,7 +64,7 @@ export async function startGrpcServer(
   const { host, port: wanted } = splitHostPort(listen);
   const bindHost = host.includes(':') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:${wanted}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${bindHost}:${wanted}`, serverCredentials(tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const setServing = (status: ServingStatus): void => {
     health.setStatus('', status);

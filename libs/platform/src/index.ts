@@ -1,13 +1,13 @@
 export { configSchema, parseConfig, loadConfigFile, splitHostPort, ConfigError } from './config';
-export type { PortcullisConfig, ListenerConfig } from './config';
+export type { PortcullisConfig, ListenerConfig, TlsFiles } from './config';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
-export { startGrpcServer, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
+export { startGrpcServer, serverCredentials, clientChannel, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
 export { meter, startMetricsServer } from './metrics';
 export type { MetricsServer } from './metrics';
 export { tracingEnabled, stopTelemetry } from './telemetry';
 export type { GrpcServerHandle } from './grpc-kit';
-export { connectRedis, waitForRedis } from './redis';
+export { connectRedis, redisTlsOptions, waitForRedis } from './redis';
 export type { Redis } from './redis';
 export { onShutdown, runServiceMain } from './lifecycle';
 export type { Stoppable } from './lifecycle';

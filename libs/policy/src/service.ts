@@ -49,7 +49,7 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
   let cache = deps.cache;
   if (!store || !cache) {
     if (config.redis.url) {
-      redis = connectRedis(config.redis.url);
+      redis = connectRedis(config.redis.url, {}, config.redis.tls);
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
       store ??= new RedisPolicyStore(redis, { prefix: config.redis.keyPrefix, historyLimit: config.policy.historyLimit });
       cache ??= new RedisVerdictCache(redis, config.redis.keyPrefix, (err) => log.debug({ err }, 'verdict cache write failed'));
@@ -74,6 +74,7 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
       s.addService(v1.PolicyAdmin.service, adminHandlers({ store: store, active, adminToken: config.policy.adminToken, log, verdictTtlMs: config.policy.verdictTtlMs }));
     },
     ['portcullis.v1.PolicyDecision', 'portcullis.v1.PolicyAdmin'],
+    config.grpcTls,
   );
 
   // Serving only with a loaded profile and a store that answers.

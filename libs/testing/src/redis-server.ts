@@ -1,8 +1,9 @@
 // Starts a private redis-server on a free loopback port, so tests are isolated and can kill/restart it.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
@@ -20,35 +21,41 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-function ping(port: number): Promise<boolean> {
+function ping(port: number, tlsOpts?: { ca: Buffer }): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createConnection({ host: '127.0.0.1', port });
+    const s = tlsOpts ? tlsConnect({ host: '127.0.0.1', port, ca: tlsOpts.ca, servername: 'localhost' }) : createConnection({ host: '127.0.0.1', port });
     let buf = '';
     s.setTimeout(500, () => {
       s.destroy();
       resolve(false);
     });
-    s.on('connect', () => s.write('PING\r\n'));
+    s.on(tlsOpts ? 'secureConnect' : 'connect', () => s.write('PING\r\n'));
     s.on('data', (d) => {
       buf += d.toString();
       if (buf.includes('\r\n')) {
         s.destroy();
-        resolve(buf.startsWith('+PONG'));
+        resolve(buf.startsWith('+PONG') || buf.startsWith('-NOAUTH'));
       }
     });
     s.on('error', () => resolve(false));
   });
 }
 
-export async function startRedis(opts: { appendonly?: boolean; args?: string[] } = {}): Promise<TestRedis> {
+/**
+ * `tls`: serve TLS only (no plain port), with this server certificate; `users`: ACL users as
+ * [name, password] (the default user is then disabled).
+ */
+export async function startRedis(opts: { appendonly?: boolean; args?: string[]; tls?: { certPath: string; keyPath: string; caPath: string }; users?: [string, string][] } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-redis-'));
   let child: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', ...(opts.args ?? [])];
+    const tlsArgs = opts.tls ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certPath, '--tls-key-file', opts.tls.keyPath, '--tls-ca-cert-file', opts.tls.caPath, '--tls-auth-clients', 'optional'] : ['--port', String(port)];
+    const userArgs = (opts.users ?? []).flatMap(([u, pw]) => ['--user', u, 'on', `>${pw}`, '~*', '&*', '+@all']).concat(opts.users?.length ? ['--user', 'default', 'off'] : []);
+    const args = [...tlsArgs, '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', ...userArgs, ...(opts.args ?? [])];
     child = spawn('redis-server', args, { stdio: 'ignore' });
     const until = Date.now() + 10_000;
-    while (!(await ping(port))) {
+    while (!(await ping(port, opts.tls ? { ca: readFileSync(opts.tls.caPath) } : undefined))) {
       if (Date.now() > until) throw new Error(`redis-server did not start on ${port}`);
       await new Promise((r) => setTimeout(r, 30));
     }
@@ -64,7 +71,7 @@ export async function startRedis(opts: { appendonly?: boolean; args?: string[] }
   await launch();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     dir,
     kill: () => exit('SIGKILL'),
     restart: launch,
