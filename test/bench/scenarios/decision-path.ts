@@ -1,0 +1,262 @@
+// 5. Decision path, against the built policy-service as a separate process backed by a private
+// redis-server (its verdict cache):
+//   latency (sequential, one decision at a time, through the edge's own DecisionClient in-process):
+//     - L1 hit: the verdict is in the edge's in-process cache
+//     - L1 miss answered from the policy service's Redis verdict cache (another edge asked first)
+//     - fully cold: neither cache has it (Redis GET miss, evaluation, Redis SET)
+//   throughput: Decide calls/s one policy replica sustains, many in flight, over DecideStream vs
+//     unary, with the generated gRPC client (names from a working set already in the Redis cache).
+import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import type * as Contracts from '@portcullis/contracts';
+import type * as Edge from '@portcullis/edge';
+import type { BenchRow, BenchScenario } from '../types';
+import { installAliases } from '../support/aliases';
+import { cpuMs, registerTempDir, removeTempDir } from '../support/procs';
+import { loadAverage, machine, pairedRatios, pick, targetValueRow, valueRow } from '../support/report';
+import { checkBuild, settings, SNI, startControlPlane } from '../support/rig';
+import type { ControlPlane } from '../support/rig';
+import { interleave, median, percentileSorted, sig } from '../support/stats';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const L1_CALLS = 100_000;
+const MISS_CALLS = 2_000;
+const WORKING_SET = 10_000;
+const STREAMS = 4;
+const STREAM_WINDOW = 256;
+const UNARY_IN_FLIGHT = 256;
+
+type Dist = { p50: number; p99: number; mean: number };
+
+function dist(us: Float64Array): Dist {
+  us.sort();
+  let sum = 0;
+  for (const x of us) sum += x;
+  return { p50: percentileSorted(us, 50), p99: percentileSorted(us, 99), mean: sum / us.length };
+}
+
+async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<Dist> {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await fn(i);
+    out[i] = Number(process.hrtime.bigint() - t) / 1000;
+  }
+  return dist(out);
+}
+
+function request(name: string): Contracts.DecideRequest {
+  return { sni: name, connect_host: '', port: 443, source_ip: '10.9.8.7', protocol: 'tls', ech: false, ech_grease: false, node_id: 'bench', listener: 'tls', flow_id: '', no_name_reason: '' };
+}
+
+interface RateResult {
+  perS: number;
+  errors: number;
+  cacheHitPct: number;
+  policyCores: number;
+  clientCores: number;
+}
+
+/** Keeps `inFlight` decisions outstanding for `seconds`, over DecideStream or unary calls. */
+async function sustain(client: Contracts.PolicyDecisionClient, mode: 'stream' | 'unary', names: string[], seconds: number, policyPids: number[]): Promise<RateResult> {
+  let done = 0;
+  let errors = 0;
+  let hits = 0;
+  let seq = 0;
+  let stop = false;
+  let doneAtStop = 0;
+  const next = (): string => names[seq++ % names.length] as string;
+  const p0 = cpuMs(policyPids);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let t1 = t0;
+  const timer = setTimeout(() => {
+    stop = true;
+    doneAtStop = done;
+    t1 = performance.now();
+  }, seconds * 1000);
+  const count = (res: Contracts.DecideResponse__Output | null | undefined): void => {
+    if (!res) errors++;
+    else {
+      done++;
+      if (res.cache_hit) hits++;
+    }
+  };
+  if (mode === 'stream') {
+    await Promise.all(
+      Array.from(
+        { length: STREAMS },
+        () =>
+          new Promise<void>((resolve) => {
+            const call = client.DecideStream();
+            let id = 0;
+            let inflight = 0;
+            const send = (): void => {
+              inflight++;
+              call.write({ request_id: ++id, request: request(next()) });
+            };
+            call.on('data', (m: Contracts.DecideStreamResponse__Output) => {
+              inflight--;
+              count(m.error ? undefined : m.response);
+              if (!stop) send();
+              else if (inflight === 0) call.end();
+            });
+            call.on('error', () => resolve());
+            call.on('end', () => resolve());
+            call.on('close', () => resolve());
+            for (let w = 0; w < STREAM_WINDOW; w++) send();
+          }),
+      ),
+    );
+  } else {
+    await new Promise<void>((resolve) => {
+      let inflight = 0;
+      const send = (): void => {
+        inflight++;
+        client.Decide(request(next()), { deadline: Date.now() + 10_000 }, (err, res) => {
+          inflight--;
+          count(err ? undefined : res);
+          if (!stop) send();
+          else if (inflight === 0) resolve();
+        });
+      };
+      for (let w = 0; w < UNARY_IN_FLIGHT; w++) send();
+    });
+  }
+  clearTimeout(timer);
+  const ms = t1 - t0;
+  const c = process.cpuUsage(c0);
+  return { perS: (doneAtStop / ms) * 1000, errors, cacheHitPct: (hits / Math.max(1, done)) * 100, policyCores: (cpuMs(policyPids) - p0) / ms, clientCores: (c.user + c.system) / 1000 / ms };
+}
+
+const scenario: BenchScenario = {
+  name: 'decision-path (issue 10 #5: L1 hit / Redis-cache hit / cold decision latency; Decide calls/s per replica)',
+  async run() {
+    installAliases();
+    const edge = (await import('../../../libs/edge/src/index')) as typeof Edge;
+    const contracts = (await import('../../../libs/contracts/src/index')) as typeof Contracts;
+    const rows: BenchRow[] = [];
+    const notes: string[] = [`machine: ${machine()}`, ...checkBuild().filter((n) => n.includes('OLDER')).map((n) => n.replace('edge-proxy bundle', 'bundles'))];
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-decide-'));
+    registerTempDir(dir);
+    const log = pino({ level: 'silent' });
+    let cp: ControlPlane;
+    try {
+      cp = await startControlPlane(dir, { log: { level: 'warn' } });
+    } catch (err) {
+      removeTempDir(dir, settings.keep);
+      throw err;
+    }
+    const address = `127.0.0.1:${cp.policy.port}`;
+    const redis = new Redis(cp.redis.port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 });
+    const mkClient = (nodeId: string): Edge.DecisionClient => {
+      // `as`: the options grow while the edge is being built; the bench sets what it knows
+      const opts = { address, nodeId, decideTimeoutMs: 2_000, l1Size: 1_000_000, failMode: 'closed', serveStaleMs: 0, log } as ConstructorParameters<typeof edge.DecisionClient>[0];
+      const d = new edge.DecisionClient(opts);
+      d.start();
+      return d;
+    };
+    const measured = mkClient('bench-measured');
+    const warmer = mkClient('bench-warmer');
+    const { PolicyDecision } = contracts.loadContracts().portcullis.v1;
+    const raw = new PolicyDecision(address, grpc.credentials.createInsecure());
+    try {
+      const input = (name: string): Edge.DecideInput => ({ sni: name, connectHost: '', port: 443, sourceIp: '10.9.8.7', protocol: 'tls', ech: false, echGrease: false, noNameReason: '', listener: 'tls', flowId: 'bench', traceparent: '' }) as Edge.DecideInput;
+      const hitInput = input(SNI);
+      const sources = new Map<string, number>();
+      const decide = async (d: Edge.DecisionClient, i: Edge.DecideInput): Promise<void> => {
+        const v = await d.decide(i);
+        sources.set(v.source, (sources.get(v.source) ?? 0) + 1);
+        if (v.verdict !== 'allow') throw new Error(`bench name ${i.sni} was not allowed: ${v.reason} ${v.detail}`);
+      };
+      const rawDecide = (name: string): Promise<Contracts.DecideResponse__Output | undefined> =>
+        new Promise((r) => raw.Decide(request(name), { deadline: Date.now() + 5_000 }, (err, res) => r(err ? undefined : res)));
+
+      // warm-up: JIT for every path, the streams open, the verdict for the L1 name
+      await decide(measured, hitInput);
+      for (let i = 0; i < 500; i++) await decide(measured, input(`warm${i}.${SNI}`));
+      for (let i = 0; i < 500; i++) await decide(warmer, input(`warm${i}.${SNI}`));
+      for (let i = 0; i < 20_000; i++) await decide(measured, hitInput);
+      for (let i = 0; i < 2_000; i++) await redis.get(`bench:none:${i}`);
+      sources.clear();
+
+      // latency, interleaved: baselines, L1 hit, Redis-cache hit, cold
+      type Kind = 'await-floor' | 'redis-get' | 'l1-hit' | 'redis-hit' | 'cold';
+      const kinds: Kind[] = ['await-floor', 'redis-get', 'l1-hit', 'redis-hit', 'cold'];
+      const lat = await interleave(kinds, settings.rounds, async (k, round): Promise<Dist> => {
+        switch (k) {
+          case 'await-floor':
+            return timeEach(L1_CALLS, () => Promise.resolve(1));
+          case 'redis-get':
+            return timeEach(MISS_CALLS, (i) => redis.get(`bench:none:${i}`));
+          case 'l1-hit':
+            return timeEach(L1_CALLS, () => decide(measured, hitInput));
+          case 'redis-hit': {
+            // another edge (its own L1) decides the names first: the service caches them in Redis
+            const names = Array.from({ length: MISS_CALLS }, (_, i) => `r${round}-${i}.${SNI}`);
+            for (const n of names) await decide(warmer, input(n));
+            await new Promise((r) => setTimeout(r, 300)); // the service's SETs are fire-and-forget
+            const sample = await Promise.all(names.slice(0, 20).map((n) => rawDecide(n)));
+            if (!sample.every((s) => s?.cache_hit)) notes.push(`round ${round + 1}: not every warmed name was a Redis hit (${sample.filter((s) => s?.cache_hit).length}/20)`);
+            return timeEach(MISS_CALLS, (i) => decide(measured, input(names[i] as string)));
+          }
+          case 'cold':
+            return timeEach(MISS_CALLS, (i) => decide(measured, input(`c${round}-${i}.${SNI}`)));
+        }
+      });
+      const l1Sources = [...sources.entries()].map(([s, n]) => `${s} ${n}`).join(', ');
+      rows.push(
+        targetValueRow('L1 hit p50 (DecisionClient.decide, in-process)', pick(lat['l1-hit'], (d) => d.p50), 'µs', '<=', 5),
+        targetValueRow('L1 hit p99', pick(lat['l1-hit'], (d) => d.p99), 'µs', '<=', 5),
+        valueRow('baseline: await of a resolved promise p50', pick(lat['await-floor'], (d) => d.p50), 'µs'),
+        targetValueRow('L1 miss, Redis-cache hit p50', pick(lat['redis-hit'], (d) => d.p50), 'µs', '<=', 1000, { ratio: median(pick(lat['redis-hit'], (d) => d.p50)) / median(pick(lat['redis-get'], (d) => d.p50)) }),
+        targetValueRow('L1 miss, Redis-cache hit p99', pick(lat['redis-hit'], (d) => d.p99), 'µs', '<=', 1000, { ratio: median(pick(lat['redis-hit'], (d) => d.p99)) / median(pick(lat['redis-get'], (d) => d.p99)) }),
+        targetValueRow('cold decision p50', pick(lat.cold, (d) => d.p50), 'µs', '<=', 2000, { ratio: median(pick(lat.cold, (d) => d.p50)) / median(pick(lat['redis-get'], (d) => d.p50)) }),
+        targetValueRow('cold decision p99', pick(lat.cold, (d) => d.p99), 'µs', '<=', 2000, { ratio: median(pick(lat.cold, (d) => d.p99)) / median(pick(lat['redis-get'], (d) => d.p99)) }),
+        valueRow('baseline: one ioredis GET p50 (bench → redis)', pick(lat['redis-get'], (d) => d.p50), 'µs', { baseline: pick(lat['redis-get'], (d) => d.p50) }),
+        valueRow('baseline: one ioredis GET p99', pick(lat['redis-get'], (d) => d.p99), 'µs', { baseline: pick(lat['redis-get'], (d) => d.p99) }),
+      );
+      notes.push(
+        `latency: sequential, one decision at a time; L1 hit ${L1_CALLS} calls per round, Redis-hit and cold ${MISS_CALLS} fresh names per round; ${settings.rounds} rounds interleaved; the p50/p99 rows are medians over rounds of each round's percentile; ratio for miss paths = to one raw ioredis GET in the same run; verdict sources seen: ${l1Sources}`,
+        `mean latencies: L1 hit ${sig(median(pick(lat['l1-hit'], (d) => d.mean)))} µs, Redis-cache hit ${sig(median(pick(lat['redis-hit'], (d) => d.mean)))} µs, cold ${sig(median(pick(lat.cold, (d) => d.mean)))} µs`,
+      );
+
+      // throughput of one replica: working set cached in Redis first
+      const ws = Array.from({ length: WORKING_SET }, (_, i) => `w${i}.${SNI}`);
+      for (let i = 0; i < ws.length; i += 200) await Promise.all(ws.slice(i, i + 200).map((n) => rawDecide(n)));
+      await new Promise((r) => setTimeout(r, 500));
+      const seconds = Math.max(3, Math.round(settings.seconds / 2));
+      await sustain(raw, 'stream', ws, 1, cp.policy.pids());
+      await sustain(raw, 'unary', ws, 1, cp.policy.pids());
+      const thr = await interleave(['stream', 'unary'] as const, settings.rounds, (m) => sustain(raw, m, ws, seconds, cp.policy.pids()));
+      rows.push(
+        targetValueRow('Decide calls/s over DecideStream (one replica)', pick(thr.stream, (r) => r.perS), 'decisions/s', '>=', 20_000, { ratio: median(pick(thr.stream, (r) => r.perS)) / median(pick(thr.unary, (r) => r.perS)) }),
+        valueRow('Decide calls/s unary (one replica)', pick(thr.unary, (r) => r.perS), 'decisions/s', { baseline: pick(thr.unary, (r) => r.perS) }),
+        valueRow('DecideStream / unary calls/s (same round)', pairedRatios(pick(thr.stream, (r) => r.perS), pick(thr.unary, (r) => r.perS)), '×'),
+      );
+      for (const m of ['stream', 'unary'] as const) {
+        const r = thr[m];
+        notes.push(
+          `${m}: policy-service CPU ${sig(median(pick(r, (x) => x.policyCores)))} cores, load client ${sig(median(pick(r, (x) => x.clientCores)))} cores, ${sig(median(pick(r, (x) => x.cacheHitPct)))}% Redis-cache hits, ${pick(r, (x) => x.errors).reduce((a, b) => a + b, 0)} errors`,
+        );
+      }
+      notes.push(
+        `throughput: generated grpc-js client in the bench process, ${STREAMS} DecideStreams × ${STREAM_WINDOW} in flight vs ${UNARY_IN_FLIGHT} unary calls in flight, names cycling over a ${WORKING_SET}-name working set already in the Redis verdict cache, ${seconds} s per round, ${settings.rounds} rounds interleaved; the client, the policy-service and redis-server share the machine's cores (policy-service near 1.0 core = the replica is the limit); ratio = to unary; load average at the end ${loadAverage()}`,
+      );
+    } finally {
+      measured.close();
+      warmer.close();
+      raw.close();
+      redis.disconnect();
+      await cp.policy.proc.stop(3_000);
+      await cp.redis.proc.stop(3_000);
+      removeTempDir(dir, settings.keep);
+    }
+    return { rows, notes };
+  },
+};
+
+export default scenario;

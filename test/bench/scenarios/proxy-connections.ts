@@ -1,0 +1,76 @@
+// 1. New connections: wrk requests/s with `Connection: close` (a new TCP connection and TLS
+// handshake per request), direct vs portcullis edge (cached verdict) vs nginx stream + ssl_preread,
+// interleaved; plus each proxy's own CPU milliseconds per 1,000 connections (/proc/PID/stat).
+import type { BenchRow, BenchScenario } from '../types';
+import { cpuMs } from '../support/procs';
+import { profileNotes } from '../support/profile';
+import { loadAverage, machine, pairedRatios, pick, targetRatioRow, valueRow } from '../support/report';
+import { ROOT, settings, startRig } from '../support/rig';
+import type { Candidate } from '../support/rig';
+import { interleave, median, sig } from '../support/stats';
+import { wrkVersion } from '../support/tools';
+import { errorCount, runWrk, writeWrkScript } from '../support/wrk';
+
+const THREADS = 2;
+const CONNECTIONS = Number(process.env['BENCH_CONN_CONNECTIONS'] ?? 16);
+
+interface Round {
+  connPerS: number;
+  proxyCpuMsPer1k: number;
+  upstreamCpuMsPer1k: number;
+  /** redis-server + policy-service CPU during the round: the edge's flow events and decisions */
+  sideCpuMsPer1k: number;
+  errors: number;
+  p99Ms: number;
+}
+
+const scenario: BenchScenario = {
+  name: 'proxy-connections (issue 10 #1: new TLS connections/s and proxy CPU per connection)',
+  async run() {
+    const rows: BenchRow[] = [];
+    const notes: string[] = [`machine: ${machine()}`];
+    const rig = await startRig({ needWrk: true });
+    try {
+      notes.push(...rig.notes);
+      const script = writeWrkScript(rig.dir);
+      const cands = rig.candidates;
+      const wrk = (c: Candidate, seconds: number): ReturnType<typeof runWrk> => runWrk({ script, port: rig.port(c), path: '/small', seconds, threads: THREADS, connections: CONNECTIONS, headers: ['Connection: close'] });
+      for (const c of cands) await wrk(c, 2); // warm-up: JIT, verdict, upstream session cache
+      const res = await interleave(cands, settings.rounds, async (c): Promise<Round> => {
+        const pids = rig.proxyPids(c);
+        const up = rig.upstream.pids();
+        const p0 = cpuMs(pids);
+        const u0 = cpuMs(up);
+        const side = [...(rig.redis?.pids() ?? []), ...(rig.policy?.pids() ?? [])];
+        const s0 = cpuMs(side);
+        const r = await wrk(c, settings.seconds);
+        const k = r.requests / 1000;
+        return { connPerS: r.requests / r.seconds, proxyCpuMsPer1k: pids.length ? (cpuMs(pids) - p0) / k : NaN, upstreamCpuMsPer1k: (cpuMs(up) - u0) / k, sideCpuMsPer1k: (cpuMs(side) - s0) / k, errors: errorCount(r), p99Ms: r.latencyUs.p99 / 1000 };
+      });
+      const base = pick(res.direct, (r) => r.connPerS);
+      for (const c of cands) rows.push(valueRow(`${c}: new connections/s`, pick(res[c], (r) => r.connPerS), 'conn/s', { baseline: base }));
+      for (const c of cands) if (c !== 'direct') rows.push(valueRow(`${c}: proxy CPU per 1,000 connections`, pick(res[c], (r) => r.proxyCpuMsPer1k), 'ms'));
+      if (res.edge && res['nginx-stream']) {
+        const e = res.edge;
+        const n = res['nginx-stream'];
+        rows.push(targetRatioRow('edge / nginx-stream new connections/s (same round)', pairedRatios(pick(e, (r) => r.connPerS), pick(n, (r) => r.connPerS)), '>=', 1.0));
+        rows.push(targetRatioRow('edge / nginx-stream proxy CPU per connection (same round)', pairedRatios(pick(e, (r) => r.proxyCpuMsPer1k), pick(n, (r) => r.proxyCpuMsPer1k)), '<=', 1.5));
+      } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
+      for (const c of cands) {
+        const errs = pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0);
+        notes.push(`${c}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPer1k)))} ms per 1,000 connections;${c === 'edge' ? ` redis-server + policy-service CPU ${sig(median(pick(res[c], (r) => r.sideCpuMsPer1k)))} ms per 1,000 (flow events, not in the proxy figure);` : ''} wrk p99 ${sig(median(pick(res[c], (r) => r.p99Ms)))} ms; ${errs} wrk socket/status errors over all rounds`);
+      }
+      notes.push(
+        `load: ${wrkVersion()} -t${THREADS} -c${CONNECTIONS} -H "Connection: close", ${settings.seconds} s per round, ${settings.rounds} rounds interleaved (${cands.join(' ')} …), GET /small (256 B); ratio = to direct in the same run; edge/nginx rows are medians of same-round ratios`,
+        'wrk 4.1 negotiates TLS 1.2 and resumes its session on every reconnect (nginx session tickets), so each request is a new TCP connection + an abbreviated TLS handshake through the proxy',
+        `proxy CPU = utime+stime of the proxy process(es) (/proc/PID/stat, 10 ms ticks) over the round / connections; the proxies, wrk and the upstream share the machine's cores; load average at the end ${loadAverage()}`,
+      );
+    } finally {
+      await rig.stop();
+      notes.push(...profileNotes(rig.edgeProfiles(), ROOT));
+    }
+    return { rows, notes };
+  },
+};
+
+export default scenario;
