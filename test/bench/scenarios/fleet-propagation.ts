@@ -52,7 +52,8 @@ const scenario: BenchScenario = {
       const base = kit.percentiles(baseline);
       const notL1 = result.rounds.filter((r) => !r.warmL1Hit).length;
       const out: BenchRow[] = [
-        ...rows('apply return → all edges enforcing, every edge and round', result.overall, { target: true }),
+        ...rows('apply return → every edge enforcing (slowest edge per round)', result.allEdges, { target: true }),
+        ...rows('apply return → edge enforcing (each edge × round)', result.overall, { target: true }),
         ...rows('apply start → edge enforcing', result.overallFromStart, { baseline: base }),
         ...rows('apply return → edge enforcing, newly denied rounds only', result.denyRounds, { target: true }),
         ...Object.entries(result.perEdge).flatMap(([edge, p]) => rows(`apply return → ${edge} enforcing${edge === 'edge-2' ? ' (via replica B)' : ' (via replica A)'}`, p)),
