@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import type { SsrfGuard } from './ssrf';
 
-export type ConnectFailure = 'dns-failed' | 'connect-timeout' | 'connect-refused' | 'connect-failed' | 'private-destination';
+export type ConnectFailure = 'dns-failed' | 'connect-timeout' | 'connect-refused' | 'connect-failed' | 'private-destination' | 'sni-mismatch';
 export type ConnectResult = { ok: true; socket: Socket; address: string } | { ok: false; reason: ConnectFailure; detail: string };
 
 const ATTEMPT_DELAY_MS = 250;
@@ -124,14 +124,27 @@ export interface ConnectOptions {
   guard: SsrfGuard;
   allowPrivate: readonly string[];
   dns?: DnsCache;
+  /**
+   * transparent mode: the address the client was going to. It must be one of the name's own
+   * addresses (a forged SNI is refused), and it is the only one dialled.
+   */
+  originalAddress?: string;
 }
 
 export async function connectUpstream(name: string, port: number, opts: ConnectOptions): Promise<ConnectResult> {
   let addresses: string[];
   try {
-    addresses = await resolveName(name, opts.resolve, opts.dns);
+    addresses = name ? await resolveName(name, opts.resolve, opts.dns) : [];
   } catch (err) {
-    return { ok: false, reason: 'dns-failed', detail: `${name}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+    if (!opts.originalAddress) return { ok: false, reason: 'dns-failed', detail: `${name}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+    addresses = [];
+  }
+  if (opts.originalAddress) {
+    const original = opts.originalAddress;
+    if (name && !addresses.some((a) => a.toLowerCase() === original.toLowerCase())) {
+      return { ok: false, reason: 'sni-mismatch', detail: `${name} does not resolve to the original destination ${original} (${addresses.join(', ') || 'no addresses'})` };
+    }
+    addresses = [original];
   }
   if (addresses.length === 0) return { ok: false, reason: 'dns-failed', detail: `${name}: no addresses` };
   const refused: string[] = [];

@@ -148,7 +148,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     begin(verdict, dstName);
     return refuse(learned.protocol === 'tls' || learned.tunnel ? learned.replies.denied(verdict.reason, `${dstName || 'this connection'} denied (${verdict.reason})`) : Buffer.alloc(0), 'denied');
   }
-  if (!name) {
+  if (!name && !learned.originalDst) {
     // Allowed without a name: an SNI listener has nowhere to send it.
     begin({ ...verdict, verdict: 'deny', reason: 'no-destination', detail: `${verdict.detail}; but no name to connect to` }, '');
     return refuse(Buffer.alloc(0), 'no-destination');
@@ -156,11 +156,12 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
 
   // connect
   const connectSpan = spans.stage('edge.connect', { name, port });
-  const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns });
+  const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, ...(learned.originalDst ? { originalAddress: learned.originalDst.address } : {}) });
   endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
   if (!conn.ok) {
     // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
-    begin(conn.reason === 'private-destination' ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
+    const refusedHere = conn.reason === 'private-destination' || conn.reason === 'sni-mismatch';
+    begin(refusedHere ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
     return refuse(learned.replies.unreachable(conn.reason, conn.detail), conn.reason);
   }
   const upstream = conn.socket;

@@ -19,6 +19,7 @@ import type { FlowStart } from '@portcullis/flow-events';
 import type { ListenerConfig } from '@portcullis/platform';
 import type { ConnectFailure } from './connect';
 import type { SniffOutcome } from './observe';
+import { originalDestination } from './original-dst';
 import { cidrList } from './ssrf';
 
 export type Protocol = FlowStart['protocol'];
@@ -54,6 +55,8 @@ export interface Intake {
   refusal?: { reason: string; reply: Buffer; detail: string };
   /** client address from a trusted PROXY header (else the socket's) */
   source?: { address: string; port: number };
+  /** transparent mode: where the client was going before the redirect */
+  originalDst?: { address: string; port: number };
   /** bytes to forward to the upstream first, unchanged */
   forward: Buffer[];
   replies: Replies;
@@ -101,7 +104,7 @@ export function readUntil<R extends { kind: string }>(client: Socket, initial: B
 
 const tlsReplies: Replies = {
   denied: () => ACCESS_DENIED_ALERT,
-  unreachable: (reason) => (reason === 'private-destination' ? ACCESS_DENIED_ALERT : INTERNAL_ERROR_ALERT),
+  unreachable: (reason) => (reason === 'private-destination' || reason === 'sni-mismatch' ? ACCESS_DENIED_ALERT : INTERNAL_ERROR_ALERT),
 };
 const closeReplies: Replies = { denied: () => NOTHING, unreachable: () => NOTHING };
 
@@ -271,6 +274,12 @@ export async function intake(client: Socket, listener: ListenerConfig, timeoutMs
   if (proxy.refusal) return proxy.refusal;
   const learned = listener.mode === 'http-connect' ? await intakeConnect(client, proxy.rest, deadline) : listener.mode === 'socks5' ? await intakeSocks(client, proxy.rest, deadline) : await intakeSni(client, proxy.rest, deadline);
   if (listener.mode === 'sni') learned.port = listener.upstreamPort;
+  if (listener.mode === 'transparent') {
+    const dst = originalDestination(client);
+    if (!dst) return refused('not-redirected', 'a transparent listener got a connection that iptables did not redirect', NOTHING, learned.protocol);
+    learned.originalDst = dst;
+    learned.port = dst.port;
+  }
   if (proxy.source) learned.source = proxy.source;
   return learned;
 }

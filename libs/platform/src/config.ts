@@ -11,8 +11,12 @@ const cidr = z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an addre
 
 const listenerSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'letters, digits, - and _'),
-  /** sni: the ClientHello names the destination; http-connect and socks5: the proxy request does */
-  mode: z.enum(['sni', 'http-connect', 'socks5']),
+  /**
+   * sni: the ClientHello names the destination; http-connect and socks5: the proxy request does;
+   * transparent: connections redirected by iptables REDIRECT, the SNI decides and must resolve to
+   * the original destination address
+   */
+  mode: z.enum(['sni', 'http-connect', 'socks5', 'transparent']),
   listen: hostPort,
   /** sni mode: the port dialled on the named server */
   upstreamPort: z.number().int().min(1).max(65535).default(443),
