@@ -3,6 +3,8 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACCESS_DENIED_ALERT } from '@portcullis/edge';
+import { buildClientHello, defaultExtensions, helloExtensions } from '@portcullis/sniff';
 import { makeCerts, startTlsUpstream, waitFor } from '@portcullis/testing';
 import type { TestCerts, TlsUpstream } from '@portcullis/testing';
 import { captureHello } from '../support/hello';
@@ -129,5 +131,37 @@ describe('edge sniff stage', () => {
     for (const e of events) byFlow.set(e.flowId, [...(byFlow.get(e.flowId) ?? []), e.event]);
     expect(byFlow.size).toBe(5);
     for (const v of byFlow.values()) expect(v.sort()).toEqual(['flow.end', 'flow.start']);
+  });
+});
+
+describe('edge sniff stage: Encrypted Client Hello', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack(PROFILE, { resolve: { 'ok.test': ['127.0.0.1'] }, sniffTimeoutMs: 1_000 });
+  });
+  afterAll(async () => stack?.stop());
+
+  const send = (hello: Buffer): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const got: Buffer[] = [];
+      const s = connect({ port: stack.port(), host: '127.0.0.1' }, () => s.write(hello));
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(Buffer.concat(got)));
+      setTimeout(() => s.destroy(), 1_500);
+    });
+  const ech = helloExtensions.echOuter({ configId: 7, payloadLength: 208 });
+
+  it('ECH with a readable SNI (GREASE-shaped or real): the name decides, the record says echGrease', async () => {
+    await send(buildClientHello({ extensions: [...defaultExtensions('denied-by-default.test'), ech] }));
+    await waitFor(async () => (await stack.events()).some((e) => e.sni === 'denied-by-default.test'));
+    expect((await stack.events()).find((e) => e.event === 'flow.start' && e.sni === 'denied-by-default.test')).toMatchObject({ verdict: 'deny', reason: 'default', echGrease: true });
+  });
+
+  it('ECH and no SNI: the profile ech action decides, reason ech', async () => {
+    const reply = await send(buildClientHello({ extensions: [...defaultExtensions('x').slice(1), ech] }));
+    expect(reply.equals(ACCESS_DENIED_ALERT)).toBe(true);
+    await waitFor(async () => (await stack.events()).some((e) => e.reason === 'ech'));
+    expect((await stack.events()).find((e) => e.event === 'flow.start' && e.reason === 'ech')).toMatchObject({ verdict: 'deny', sni: '', protocol: 'tls' });
   });
 });

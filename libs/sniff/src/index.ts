@@ -20,7 +20,7 @@ export { detectProtocol, HTTP_METHODS } from './protocol';
 export type { DetectedProtocol } from './protocol';
 
 // Test support that other projects' tests use to craft hellos real clients never send.
-export { buildClientHello, buildHandshake, buildHelloBody, frameRecords, unframeRecords, helloExtensions, TRAILING_RECORDS } from './testing/build-hello';
+export { buildClientHello, buildHandshake, buildHelloBody, defaultExtensions, frameRecords, unframeRecords, helloExtensions, TRAILING_RECORDS } from './testing/build-hello';
 export type { HelloSpec, HelloExtension, FrameOptions } from './testing/build-hello';
 
 export { ConnectRequestReader, readConnectRequest, parseAuthority, MAX_CONNECT_HEAD_BYTES } from './http-connect';
