@@ -349,19 +349,40 @@ export function tlsFlow(port: number, servername: string, ca: Buffer, timeoutMs 
   });
 }
 
-/** The edge's L1 hit counter (portcullis_l1_cache_total{result="hit"}) from its /metrics. */
-export function l1Hits(edge: Member): Promise<number> {
+function metricsText(edge: Member): Promise<string> {
   return new Promise((resolve, reject) => {
     httpGet({ host: '127.0.0.1', port: edge.metricsPort, path: '/metrics' }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        const m = /^portcullis_l1_cache_total\{[^}]*result="hit"[^}]*\} (\d+)/m.exec(text);
-        resolve(m ? Number(m[1]) : 0);
-      });
+      res.on('end', () => resolve(text));
     }).on('error', reject);
   });
+}
+
+/** The edge's L1 hit counter (portcullis_l1_cache_total{result="hit"}) from its /metrics. */
+export async function l1Hits(edge: Member): Promise<number> {
+  const m = /^portcullis_l1_cache_total\{[^}]*result="hit"[^}]*\} (\d+)/m.exec(await metricsText(edge));
+  return m ? Number(m[1]) : 0;
+}
+
+/** The policy version the edge enforces (portcullis_policy_version from its /metrics). */
+export async function edgePolicyVersion(edge: Member): Promise<number> {
+  const m = /^portcullis_policy_version\{[^}]*\} (\d+)/m.exec(await metricsText(edge));
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Puts `name` with its current verdict into the edge's L1: waits until the edge enforces policy
+ * `version`, probes once (a miss, cached), then once more, which must be an L1 hit.
+ */
+export async function warmL1(edge: Member, name: string, version: number, timeoutMs = 3_000): Promise<ProbeResult> {
+  await waitFor(async () => (await edgePolicyVersion(edge)) >= version, timeoutMs, 10);
+  const first = await probe(edge.port, name);
+  const before = await l1Hits(edge);
+  const again = await probe(edge.port, name);
+  if (again !== first || (await l1Hits(edge)) !== before + 1) throw new Error(`${edge.name}: ${name} did not become an L1 hit (${first}, then ${again})`);
+  return again;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { MemoryPolicyStore, MemoryVerdictCache, startPolicyService } from '@port
 import { UsageError } from './args';
 
 export async function runServices(which: string, config: Readonly<PortcullisConfig>): Promise<void> {
-  const base = createLogger({ level: config.log.level, service: 'portcullis' });
+  const base = createLogger({ level: config.log.level, service: '' });
   const log = (service: string) => base.child({ service });
   routeGrpcLogs(base);
   const started: Stoppable[] = [{ stop: stopTelemetry }];

@@ -41,6 +41,9 @@ interface L1Entry {
   expires: number;
 }
 
+/** How long L1 keeps answering after the watch stream broke (a reconnect usually takes less). */
+const WATCH_GRACE_MS = 1_000;
+
 function fromResponse(r: DecideResponse__Output): Verdict {
   return {
     verdict: r.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny',
@@ -63,6 +66,10 @@ export class DecisionClient {
   private versionChangedAt = 0;
   private watch: grpc.ClientReadableStream<PolicyVersionEvent__Output> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  /** when the WatchPolicy stream last delivered (its first event) or 0 while it is down */
+  private watchUp = false;
+  /** since when we have not been hearing about policy versions (0: we are) */
+  private watchDownSince = 0;
   private closed = false;
   private stream: grpc.ClientDuplexStream<DecideStreamRequest, DecideStreamResponse__Output> | undefined;
   private streamBrokenAt = 0;
@@ -84,6 +91,20 @@ export class DecisionClient {
     return this.version;
   }
 
+  /** Hearing about policy versions: the WatchPolicy stream is up. */
+  get connected(): boolean {
+    return this.watchUp;
+  }
+
+  /**
+   * L1 entries are only as fresh as our knowledge of the policy version. While the watch stream
+   * is down (the replica died) a new version may be out there: after a short grace, L1 stops
+   * answering and every decision goes back to the service (or to failMode / serveStaleMs).
+   */
+  private l1Trusted(now: number): boolean {
+    return this.watchDownSince === 0 || now - this.watchDownSince < WATCH_GRACE_MS;
+  }
+
   start(): void {
     this.openWatch();
   }
@@ -92,10 +113,16 @@ export class DecisionClient {
     if (this.closed) return;
     const stream = this.client.WatchPolicy({ node_id: this.opts.nodeId });
     this.watch = stream;
-    stream.on('data', (e: PolicyVersionEvent__Output) => this.onVersion(e.version));
+    stream.on('data', (e: PolicyVersionEvent__Output) => {
+      this.watchUp = true;
+      this.watchDownSince = 0;
+      this.onVersion(e.version);
+    });
     const retry = (): void => {
       if (this.closed || this.watch !== stream) return;
       this.watch = undefined;
+      if (this.watchUp || this.watchDownSince === 0) this.watchDownSince = Date.now();
+      this.watchUp = false;
       this.watchTimer = setTimeout(() => this.openWatch(), 500);
     };
     stream.on('error', retry);
@@ -118,7 +145,8 @@ export class DecisionClient {
   async decide(input: DecideInput): Promise<Verdict> {
     const key = this.key(input);
     const hit = this.l1.get(key);
-    if (hit && hit.expires > Date.now() && hit.version >= this.version) {
+    const now = Date.now();
+    if (hit && hit.expires > now && hit.version >= this.version && this.l1Trusted(now)) {
       this.stats.l1Hits++;
       return hit.verdict;
     }

@@ -147,8 +147,9 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     decider,
     publisher,
     activeFlows: () => flows,
-    // ready: listening, and a policy version known (or a fail mode that does not need one)
-    ready: () => servers.every((s) => s.listening) && (decider.policyVersion > 0 || edge.failMode === 'open'),
+    // ready: listening, and hearing from the policy service (or a fail mode that does not need it);
+    // an edge that would refuse everything should not get clients from the load balancer
+    ready: () => servers.every((s) => s.listening) && (decider.connected || edge.failMode === 'open'),
     stop: async () => {
       // Stop accepting; let open flows finish for up to drainTimeoutMs; then close them (reason shutdown).
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
@@ -159,6 +160,9 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       if (flows > 0) log.warn({ activeFlows: flows }, 'drain timed out: closing the remaining flows');
       for (const s of sockets) s.destroy();
       await closed;
+      // every socket's close handlers (which write the flow.end records) run before the drain
+      const until2 = Date.now() + 2_000;
+      while (sockets.size > 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 10));
       await new Promise((r) => setImmediate(r));
       const left = await publisher.drain(3_000);
       if (left) log.error({ left }, 'flow events still queued at shutdown');

@@ -8,7 +8,8 @@ export function createLogger(opts: { level?: string; service: string; destinatio
   return pino(
     {
       level: opts.level ?? 'info',
-      base: { service: opts.service, pid: process.pid },
+      // '' (the all-in-one process): each service's child logger names itself
+      base: opts.service ? { service: opts.service, pid: process.pid } : { pid: process.pid },
       redact: { paths: ['adminToken', 'token', 'password', 'authorization', '*.adminToken', '*.password', 'redis.url'], censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
