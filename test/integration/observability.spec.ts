@@ -45,6 +45,7 @@ describe('observability across processes', () => {
   let upstream: TlsUpstream;
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
   let edgePort: number;
+  let quietPort: number;
   let metricsPort: number;
   let auditLog: string;
   const procs: Proc[] = [];
@@ -55,7 +56,7 @@ describe('observability across processes', () => {
     certs = makeCerts(['traced.test', 'refused.test']);
     upstream = await startTlsUpstream(certs);
     otlp = await startOtlpReceiver();
-    [edgePort, metricsPort] = [await freePort(), await freePort()];
+    [edgePort, metricsPort, quietPort] = [await freePort(), await freePort(), await freePort()];
     const policyPort = await freePort();
     auditLog = join(dir, 'audit.log');
     writeFileSync(join(dir, 'profile.yaml'), PROFILE);
@@ -65,17 +66,21 @@ describe('observability across processes', () => {
       edge: { nodeId: 'edge-otel', policyService: `127.0.0.1:${policyPort}`, listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgePort}`, upstreamPort: upstream.port }], resolve: { 'traced.test': ['127.0.0.1'], 'refused.test': ['127.0.0.1'] }, spoolDir: join(dir, 'spool') },
       audit: { log: auditLog },
     };
-    const env = (service: string) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: service, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_TRACES_SAMPLER: 'always_on' });
+    const env = (service: string) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: service, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_TRACES_SAMPLER: 'parentbased_always_on' });
     const edgeConfig = writeConfig(dir, 'edge.yaml', { ...base, metrics: { listen: `127.0.0.1:${metricsPort}` } });
     const config = writeConfig(dir, 'c.yaml', base);
+    // a second edge whose sampler keeps nothing
+    const quietConfig = writeConfig(dir, 'quiet.yaml', { ...base, edge: { ...base.edge, nodeId: 'edge-quiet', listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${quietPort}`, upstreamPort: upstream.port }], spoolDir: join(dir, 'spool-quiet') } });
     const policy = startApp('policy-service', ['--config', config], env('policy-service'));
     procs.push(policy);
     await waitForOutput(policy, 'policy-service listening');
     const audit = startApp('audit-service', ['--config', config], env('audit-service'));
     const edge = startApp('edge-proxy', ['--config', edgeConfig], env('edge-proxy'));
-    procs.push(audit, edge);
+    const quiet = startApp('edge-proxy', ['--config', quietConfig], { ...env('edge-quiet'), OTEL_TRACES_SAMPLER: 'always_off' });
+    procs.push(audit, edge, quiet);
     await waitForOutput(audit, 'audit-service consuming');
     await waitForOutput(edge, 'edge listening');
+    await waitForOutput(quiet, 'edge listening');
   });
 
   afterAll(async () => {
@@ -138,5 +143,15 @@ describe('observability across processes', () => {
     expect(allowed?.attributes).toMatchObject({ sni: 'traced.test', verdict: 'allow', ruleId: 'traced' });
     expect(otlp.spans.some((s) => s.traceId === allowed?.traceId && s.name === 'edge.connect')).toBe(true);
     expect(otlp.spans.some((s) => s.traceId === allowed?.traceId && s.name === 'edge.relay')).toBe(true);
+  });
+
+  it('a flow the sampler drops records no span anywhere and carries no traceparent', async () => {
+    expect((await nodeTls(quietPort, 'traced.test', certs.ca)).body).toBe('hello from upstream traced.test\n');
+    const lines = await waitForAudit(auditLog, (l) => l.nodeId === 'edge-quiet', 2);
+    for (const l of lines) expect(l['traceparent']).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 500)); // a batch export would have arrived by now
+    expect(otlp.spans.filter((s) => s.service === 'edge-quiet')).toEqual([]);
+    const flowId = lines[0]?.flowId;
+    expect(otlp.spans.filter((s) => s.name === 'policy.decide' && s.attributes['flowId'] === flowId)).toEqual([]);
   });
 });

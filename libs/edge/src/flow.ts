@@ -135,7 +135,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
   // decide
   const ask = async (sni: string, connectHost: string, span: ReturnType<FlowTrace['stage']>): Promise<Verdict> => {
     const decideStarted = performance.now();
-    const input: DecideInput = { sni, connectHost, port, sourceIp: srcAddress, protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: sni || connectHost ? '' : learned.noNameReason, listener: ctx.listener.name, flowId, traceparent: FlowTrace.traceparent(span) ?? '' };
+    const input: DecideInput = { sni, connectHost, port, sourceIp: srcAddress, protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: sni || connectHost ? '' : learned.noNameReason, listener: ctx.listener.name, flowId, traceparent: FlowTrace.propagate(span) };
     const verdict = await ctx.decider.decide(input);
     ctx.metrics.decide.record((performance.now() - decideStarted) / 1000, { source: verdict.source });
     ctx.metrics.l1.add(1, { result: verdict.source === 'l1' ? 'hit' : 'miss' });

@@ -35,6 +35,7 @@ export class FlowTrace {
 
   constructor(attributes: Attributes) {
     if (!tracingEnabled()) return;
+    // with a sampler that drops this flow, spans are non-recording but keep a trace context to propagate
     this.root = tracer.startSpan('edge.flow', { kind: SpanKind.SERVER, attributes });
     this.ctx = trace.setSpan(context.active(), this.root);
   }
@@ -49,6 +50,16 @@ export class FlowTrace {
     const sc = span?.spanContext();
     if (!sc || !(sc.traceFlags & 1)) return undefined;
     return `00-${sc.traceId}-${sc.spanId}-01`;
+  }
+
+  /**
+   * W3C traceparent to propagate downstream, sampled or not: a sampled-out flag tells the policy
+   * service (parent-based sampling) to record nothing for this flow either.
+   */
+  static propagate(span: Span | undefined): string {
+    const sc = span?.spanContext();
+    if (!sc || sc.traceId === '00000000000000000000000000000000') return '';
+    return `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags & 1 ? '01' : '00'}`;
   }
 
   get traceparent(): string | undefined {
