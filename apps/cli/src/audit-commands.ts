@@ -7,8 +7,8 @@ import { decodeFlowEvent, FLOW_STREAM } from '@portcullis/flow-events';
 import type { FlowEvent } from '@portcullis/flow-events';
 import { discoverProfile } from '@portcullis/fqdn-policy';
 import type { Observation } from '@portcullis/fqdn-policy';
-import { connectRedis, loadConfigFile } from '@portcullis/platform';
-import type { PortcullisConfig } from '@portcullis/platform';
+import { connectRedis, loadConfigFile, redisConfigured } from '@portcullis/platform';
+import type { PortcullisConfig, RedisConfig } from '@portcullis/platform';
 import { opt, UsageError } from './args';
 import type { Args } from './args';
 
@@ -33,10 +33,11 @@ function configOf(args: Args): Readonly<PortcullisConfig> {
   return loadConfigFile(path);
 }
 
-function redisUrl(args: Args, config: Readonly<PortcullisConfig>): string {
-  const url = opt(args, 'redis') ?? config.redis.url;
-  if (!url) throw new UsageError('this command reads Redis: set redis.url in the config (the embedded stack keeps its stream in its own process)');
-  return url;
+function redisOf(args: Args, config: Readonly<PortcullisConfig>): RedisConfig {
+  const url = opt(args, 'redis');
+  if (url) return { ...config.redis, url, sentinels: undefined, cluster: undefined };
+  if (!redisConfigured(config)) throw new UsageError('this command reads Redis: set redis in the config (the embedded stack keeps its stream in its own process)');
+  return config.redis;
 }
 
 export function formatEvent(e: FlowEvent): string {
@@ -47,7 +48,7 @@ export function formatEvent(e: FlowEvent): string {
 
 async function tail(args: Args): Promise<number> {
   const config = configOf(args);
-  const redis = connectRedis(redisUrl(args, config), { maxRetriesPerRequest: null }, config.redis.tls);
+  const redis = connectRedis(redisOf(args, config), { maxRetriesPerRequest: null });
   const verdict = opt(args, 'verdict');
   const match = matcher(opt(args, 'sni'));
   const max = Number(opt(args, 'count') ?? Infinity);
@@ -78,7 +79,7 @@ async function tail(args: Args): Promise<number> {
 
 async function top(args: Args): Promise<number> {
   const config = configOf(args);
-  const redis = connectRedis(redisUrl(args, config), {}, config.redis.tls);
+  const redis = connectRedis(redisOf(args, config));
   try {
     const windowText = opt(args, 'window') ?? '1h';
     const result = await new RedisAggregates(redis, config.redis.keyPrefix).top(parseDuration(windowText), Number(opt(args, 'limit') ?? 10));

@@ -3,7 +3,7 @@
 import { startAuditService } from '@portcullis/audit';
 import { isEdgePrimary, startEdgeProxy, superviseEdgeWorkers } from '@portcullis/edge';
 import { MemoryFlowTransport } from '@portcullis/flow-events';
-import { createLogger, onShutdown, routeGrpcLogs, startMetricsServer, stopTelemetry } from '@portcullis/platform';
+import { createLogger, onShutdown, redisConfigured, routeGrpcLogs, startMetricsServer, stopTelemetry } from '@portcullis/platform';
 import type { PortcullisConfig, Stoppable } from '@portcullis/platform';
 import { MemoryPolicyStore, MemoryVerdictCache, startPolicyService } from '@portcullis/policy';
 import { UsageError } from './args';
@@ -21,7 +21,7 @@ export async function runServices(which: string, config: Readonly<PortcullisConf
     metrics.setReady(async () => (await Promise.all(started.map((s) => (s.ready ? s.ready() : true)))).every(Boolean));
     base.info({ listen: config.metrics.listen, port: metrics.port }, 'metrics listening');
   }
-  const embedded = !config.redis.url;
+  const embedded = !redisConfigured(config);
   if (embedded && which !== 'all') throw new UsageError(`run ${which} needs redis.url in the config; only \`run all\` has the embedded in-memory mode`);
 
   if (which === 'all') {

@@ -1,7 +1,7 @@
 // Operator aggregates: attempts and denials per name, per rule and per source, in one-minute
 // buckets so any sliding window (5m, 1h, 24h) is a sum of buckets. Kept in Redis (or memory for
 // the embedded stack); counted only for events newly written (a redelivery is not counted twice).
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@portcullis/platform';
 import type { FlowEvent } from '@portcullis/flow-events';
 
 export type Dimension = 'name' | 'rule' | 'source';
@@ -39,7 +39,8 @@ export class RedisAggregates implements Aggregates {
   ) {}
 
   private key(b: number, kind: 'attempts' | 'denials', d: Dimension): string {
-    return `${this.prefix}:agg:${b}:${kind}:${d}`;
+    // one hash tag for all: a pipeline in Redis Cluster must stay in one slot
+    return `${this.prefix}:{agg}:${b}:${kind}:${d}`;
   }
 
   async record(events: FlowEvent[]): Promise<void> {

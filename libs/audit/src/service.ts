@@ -1,7 +1,7 @@
 // startAuditService(config): one consumer of the flow stream writing the durable audit log.
 import { RedisFlowTransport } from '@portcullis/flow-events';
 import type { FlowTransport } from '@portcullis/flow-events';
-import { connectRedis, meter } from '@portcullis/platform';
+import { connectRedis, meter, redisConfigured } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { RedisAggregates } from './aggregates';
 import type { Aggregates } from './aggregates';
@@ -22,9 +22,9 @@ export async function startAuditService(config: Readonly<PortcullisConfig>, deps
   let aggregates = deps.aggregates;
   const cleanups: (() => void)[] = [];
   if (!transport) {
-    if (!config.redis.url) throw new Error('audit-service needs redis.url (or run `portcullis run all` for the embedded stack)');
-    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 }, config.redis.tls);
-    const reader = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 }, config.redis.tls);
+    if (!redisConfigured(config)) throw new Error('audit-service needs redis.url (or redis.sentinels / redis.cluster; or run `portcullis run all` for the embedded stack)');
+    const redis = connectRedis(config.redis, { maxRetriesPerRequest: 1 });
+    const reader = connectRedis(config.redis, { maxRetriesPerRequest: 1 });
     for (const r of [redis, reader]) r.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
     transport = new RedisFlowTransport(redis, { maxLen: config.stream.maxLen, reader });
     aggregates ??= new RedisAggregates(redis, config.redis.keyPrefix);

@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { FlowPublisher, RedisFlowTransport, Spool } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart, FlowTransport } from '@portcullis/flow-events';
-import { connectRedis, splitHostPort } from '@portcullis/platform';
+import { connectRedis, redisConfigured, splitHostPort } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
@@ -36,8 +36,8 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   const edge = config.edge;
   let transport = deps.transport;
   if (!transport) {
-    if (!config.redis.url) throw new Error('edge-proxy needs redis.url (or run `portcullis run all` for the embedded stack)');
-    const redis = connectRedis(config.redis.url, { maxRetriesPerRequest: 1 }, config.redis.tls);
+    if (!redisConfigured(config)) throw new Error('edge-proxy needs redis.url (or redis.sentinels / redis.cluster; or run `portcullis run all` for the embedded stack)');
+    const redis = connectRedis(config.redis, { maxRetriesPerRequest: 1 });
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
     transport = new RedisFlowTransport(redis, { maxLen: config.stream.maxLen });
     const close = transport.close.bind(transport);

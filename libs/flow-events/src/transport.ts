@@ -1,6 +1,6 @@
 // Where flow events travel: a Redis Stream with a consumer group, or an in-memory stand-in
 // with the same semantics for the embedded single-process stack.
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@portcullis/platform';
 
 export const FLOW_STREAM = 'portcullis:flows';
 export const AUDIT_GROUP = 'audit';

@@ -38,8 +38,12 @@ const tlsFilesSchema = z.strictObject({
 const redisSchema = z.strictObject({
   /** redis://[user:password@]host:port, or rediss:// for TLS */
   url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss://').optional(),
-  /** CA (and client certificate) for rediss:// */
+  /** CA (and client certificate) for rediss:// (and for TLS to Sentinel or Cluster nodes) */
   tls: tlsFilesSchema.optional(),
+  /** Redis Sentinel: the master's name and the sentinels (HOST:PORT); replaces url */
+  sentinels: z.strictObject({ name: z.string().min(1), hosts: z.array(hostPort).min(1), username: z.string().optional(), password: z.string().optional(), sentinelPassword: z.string().optional() }).optional(),
+  /** Redis Cluster: seed nodes (HOST:PORT); replaces url. Keys are hash-tagged where commands touch several. */
+  cluster: z.strictObject({ nodes: z.array(hostPort).min(1), username: z.string().optional(), password: z.string().optional() }).optional(),
   keyPrefix: z.string().regex(/^[a-z0-9_-]+$/i).default('portcullis'),
 });
 
@@ -111,6 +115,12 @@ export const configSchema = z.strictObject({
 export type PortcullisConfig = z.infer<typeof configSchema>;
 export type ListenerConfig = z.infer<typeof listenerSchema>;
 export type TlsFiles = z.infer<typeof tlsFilesSchema>;
+export type RedisConfig = z.infer<typeof redisSchema>;
+
+/** Is a Redis (single node, Sentinel or Cluster) configured, or is this the embedded stack? */
+export function redisConfigured(config: Readonly<PortcullisConfig>): boolean {
+  return Boolean(config.redis.url || config.redis.sentinels || config.redis.cluster);
+}
 
 export class ConfigError extends Error {
   readonly code = 'PORTCULLIS_ERR_CONFIG';
@@ -146,6 +156,7 @@ export function parseConfig(raw: unknown, source = 'config'): Readonly<Portculli
     if (l.proxyProtocol && l.trustedProxies.length === 0) problems.push(`edge.listeners[${i}].trustedProxies: proxyProtocol needs the CIDRs of the proxies allowed to send it`);
   });
   if (config.grpcTls && (!config.grpcTls.cert || !config.grpcTls.key)) problems.push('grpcTls: cert and key are both needed (mutual TLS)');
+  if ([config.redis.url, config.redis.sentinels, config.redis.cluster].filter(Boolean).length > 1) problems.push('redis: choose one of url, sentinels and cluster');
   if (problems.length) throw new ConfigError(source, problems);
   return Object.freeze(config);
 }

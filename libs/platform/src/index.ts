@@ -1,5 +1,5 @@
-export { configSchema, parseConfig, loadConfigFile, splitHostPort, ConfigError } from './config';
-export type { PortcullisConfig, ListenerConfig, TlsFiles } from './config';
+export { configSchema, parseConfig, loadConfigFile, splitHostPort, redisConfigured, ConfigError } from './config';
+export type { PortcullisConfig, ListenerConfig, TlsFiles, RedisConfig } from './config';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { startGrpcServer, serverCredentials, clientChannel, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
@@ -8,6 +8,6 @@ export type { MetricsServer } from './metrics';
 export { tracingEnabled, stopTelemetry } from './telemetry';
 export type { GrpcServerHandle } from './grpc-kit';
 export { connectRedis, redisTlsOptions, waitForRedis } from './redis';
-export type { Redis } from './redis';
+export type { Redis, RedisClient } from './redis';
 export { onShutdown, runServiceMain } from './lifecycle';
 export type { Stoppable } from './lifecycle';

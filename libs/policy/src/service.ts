@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { parseProfileText } from '@portcullis/fqdn-policy';
 import { loadContracts } from '@portcullis/contracts';
-import { connectRedis, meter, startGrpcServer } from '@portcullis/platform';
-import type { Logger, PortcullisConfig, Redis } from '@portcullis/platform';
+import { connectRedis, meter, redisConfigured, startGrpcServer } from '@portcullis/platform';
+import type { Logger, PortcullisConfig, RedisClient } from '@portcullis/platform';
 import { ActivePolicy, sha256 } from './active-policy';
 import { adminHandlers } from './admin';
 import { Decider, decisionHandlers } from './decision';
@@ -44,12 +44,12 @@ export function readProfileFile(path: string): { content: string; name: string; 
 
 export async function startPolicyService(config: Readonly<PortcullisConfig>, deps: PolicyServiceDeps): Promise<PolicyServiceHandle> {
   const log = deps.log;
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let store = deps.store;
   let cache = deps.cache;
   if (!store || !cache) {
-    if (config.redis.url) {
-      redis = connectRedis(config.redis.url, {}, config.redis.tls);
+    if (redisConfigured(config)) {
+      redis = connectRedis(config.redis);
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
       store ??= new RedisPolicyStore(redis, { prefix: config.redis.keyPrefix, historyLimit: config.policy.historyLimit });
       cache ??= new RedisVerdictCache(redis, config.redis.keyPrefix, (err) => log.debug({ err }, 'verdict cache write failed'));

@@ -2,7 +2,7 @@
 // Redis-backed for fleets (atomic apply via one Lua script, pub/sub on change) or in memory
 // for the embedded single-process stack.
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@portcullis/platform';
 
 export interface StoredPolicy {
   version: number;
@@ -92,7 +92,8 @@ export class RedisPolicyStore implements PolicyStore {
   }
 
   async subscribe(onVersion: (version: number) => void): Promise<() => void> {
-    const sub = this.redis.duplicate();
+    // a second connection in subscriber mode (both Redis and Cluster can duplicate themselves)
+    const sub: Redis = (this.redis as { duplicate(): Redis }).duplicate();
     this.subscriber = sub;
     sub.on('message', (_channel: string, message: string) => onVersion(Number(message)));
     // After a reconnect we may have missed messages: re-read the counter.

@@ -1,6 +1,6 @@
 // The shared verdict cache: entries live under the policy version, so a new version makes
 // every old entry unreachable at once (they then expire by TTL).
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '@portcullis/platform';
 
 export interface VerdictCache {
   get(version: number, key: string): Promise<string | undefined>;

@@ -5,3 +5,4 @@ export { makeCerts } from './certs';
 export type { TestCerts } from './certs';
 export { startTlsUpstream } from './upstream';
 export type { TlsUpstream } from './upstream';
+export { startRedisCluster, startRedisSentinel } from './redis-topologies';
