@@ -1,6 +1,5 @@
 // The audit pipeline under failure: a consumer killed mid-burst, Redis restarted under load, and
 // the operator commands (tail, top, discover) on what was recorded.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +9,9 @@ import { encodeFlowEvent, FLOW_STREAM } from '@portcullis/flow-events';
 import type { FlowEvent } from '@portcullis/flow-events';
 import { freePort, makeCerts, startRedis, startTlsUpstream, waitFor } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
+import { cli } from '../support/cli';
 import { readAudit } from '../support/audit-log';
-import { ROOT, startApp, waitForOutput, writeConfig } from '../support/processes';
+import { startApp, waitForOutput, writeConfig } from '../support/processes';
 import type { Proc } from '../support/processes';
 import { nodeTls } from '../support/tls-client';
 
@@ -35,11 +35,6 @@ const event = (i: number, sni = `n${i % 50}.burst.test`): FlowEvent => ({
   ...(i % 2 ? { bytesUp: 1, bytesDown: 2, durationMs: 3, closeReason: 'closed', traceId: '' } : {}),
 }) as FlowEvent;
 
-function cli(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin/portcullis'), ...args], { cwd: ROOT, timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
-  });
-}
 
 describe('audit pipeline', () => {
   const procs: Proc[] = [];

@@ -1,5 +1,4 @@
 // `portcullis run all` in both modes (embedded in-memory and on Redis), and the policy commands.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, makeCerts, startRedis, startTlsUpstream } from '@portcullis/testing';
 import type { TestCerts, TestRedis, TlsUpstream } from '@portcullis/testing';
 import { waitForAudit } from '../support/audit-log';
-import { ROOT, startApp, waitForOutput, writeConfig } from '../support/processes';
+import { cli } from '../support/cli';
+import { startApp, waitForOutput, writeConfig } from '../support/processes';
 import type { Proc } from '../support/processes';
 import { nodeTls } from '../support/tls-client';
 
@@ -24,13 +24,6 @@ rules:
     allowPrivate: ["127.0.0.0/8"] # the test upstreams live on loopback
 `;
 
-function cli(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin/portcullis'), ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
-    });
-  });
-}
 
 describe.each([
   { mode: 'embedded (no redis.url)', useRedis: false },

@@ -1,6 +1,5 @@
 // Every way in: HTTP CONNECT (curl, openssl), SOCKS5 (curl), server-speaks-first through a tunnel,
 // the domain-fronting guard, and PROXY protocol v1/v2 from trusted and untrusted peers.
-import { execFile } from 'node:child_process';
 import { createServer as createHttps } from 'node:https';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
@@ -8,6 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, waitFor } from '@portcullis/testing';
 import type { TestCerts } from '@portcullis/testing';
+import { run } from '../support/cli';
 import { captureHello } from '../support/hello';
 import { startStack } from '../support/stack';
 import type { Stack } from '../support/stack';
@@ -30,12 +30,6 @@ rules:
     allowPrivate: ["127.0.0.0/8"]
 `;
 
-function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: 15_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}\n${stderr}` }));
-    child.stdin?.end(); // openssl s_client would otherwise wait for input
-  });
-}
 
 function proxyV2(src: [string, number], dst: [string, number], opts: { local?: boolean; tlv?: Buffer } = {}): Buffer {
   const tlv = opts.tlv ?? Buffer.alloc(0);

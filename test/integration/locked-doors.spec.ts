@@ -1,7 +1,6 @@
 // Locked doors: mutual TLS on the gRPC hops (edge → policy, CLI → admin), Redis over TLS with an
 // ACL user, and secrets that never reach the logs.
 import * as grpc from '@grpc/grpc-js';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +11,9 @@ import { parseConfig } from '@portcullis/platform';
 import { startPolicyService } from '@portcullis/policy';
 import { freePort, makeCerts, startRedis, startTlsUpstream, waitFor } from '@portcullis/testing';
 import type { TestCerts, TlsUpstream } from '@portcullis/testing';
+import { cli } from '../support/cli';
 import { decide, healthStatus } from '../support/grpc';
-import { ROOT, startApp, waitForOutput, writeConfig } from '../support/processes';
+import { startApp, waitForOutput, writeConfig } from '../support/processes';
 import { startStack } from '../support/stack';
 import { nodeTls } from '../support/tls-client';
 
@@ -30,9 +30,6 @@ rules:
     allowPrivate: ["127.0.0.0/8"]
 `;
 
-function cli(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => execFile(process.execPath, [join(ROOT, 'bin/portcullis'), ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr })));
-}
 
 describe('locked doors', () => {
   let certs: TestCerts;

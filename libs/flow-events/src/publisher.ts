@@ -77,24 +77,30 @@ export class FlowPublisher {
     }
   }
 
+  /** Writes a batch; on failure counts it, schedules a retry with backoff and answers false. */
+  private async send(batch: string[]): Promise<boolean> {
+    try {
+      await this.transport.add(batch);
+      return true;
+    } catch (err) {
+      this.stats.failures++;
+      this.opts.onError?.(err, this.queue.length);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        void this.flush();
+      }, this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, 2_000);
+      return false;
+    }
+  }
+
   private async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.slice(0, this.opts.batchSize ?? 500);
-        try {
-          await this.transport.add(batch);
-        } catch (err) {
-          this.stats.failures++;
-          this.opts.onError?.(err, this.queue.length);
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            void this.flush();
-          }, this.backoffMs);
-          this.backoffMs = Math.min(this.backoffMs * 2, 2_000);
-          return;
-        }
+        if (!(await this.send(batch))) return;
         this.backoffMs = 50;
         this.queue.splice(0, batch.length);
         this.stats.published += batch.length;
@@ -108,18 +114,7 @@ export class FlowPublisher {
           this.spilling = false;
           break;
         }
-        try {
-          await this.transport.add(lines);
-        } catch (err) {
-          this.stats.failures++;
-          this.opts.onError?.(err, this.queue.length + lines.length);
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            void this.flush();
-          }, this.backoffMs);
-          this.backoffMs = Math.min(this.backoffMs * 2, 2_000);
-          return;
-        }
+        if (!(await this.send(lines))) return;
         spool.commit(next);
         this.stats.published += lines.length;
       }
