@@ -54,7 +54,8 @@ function printTryIt(config: Readonly<PortcullisConfig>, listeners: Record<string
   const lines = ['', 'Portcullis is running.', `  policy service (gRPC): ${policy}`, `  audit log:             ${config.audit.log}`];
   for (const [name, l] of Object.entries(listeners)) {
     const name0 = Object.keys(config.edge.resolve)[0] ?? 'example.com';
-    lines.push(`  listener ${name}:        ${l.host}:${l.port} (sni)`);
+    const mode = config.edge.listeners.find((x) => x.name === name)?.mode ?? 'sni';
+    lines.push(`  ${`listener ${name}:`.padEnd(23)}${l.host}:${l.port} (${mode})`);
     lines.push(`    try: openssl s_client -connect ${l.host}:${l.port} -servername ${name0} </dev/null`);
     lines.push(`    try: curl -v --connect-to ${name0}:443:${l.host}:${l.port} https://${name0}/`);
   }
