@@ -48,16 +48,17 @@ const scenario: BenchScenario = {
         return { mbPerS: r.bytes / r.seconds / 1e6, proxyCpuMsPerGiB: pids.length ? (cpuMs(pids) - p0) / gib : NaN, upstreamCpuMsPerGiB: (cpuMs(up) - u0) / gib, sideCpuMsPerGiB: (cpuMs(side) - s0) / gib, bodies: r.requests, errors: errorCount(r) };
       });
       const base = pick(res.direct, (r) => r.mbPerS);
-      for (const c of cands) rows.push(valueRow(`${c}: bulk throughput`, pick(res[c], (r) => r.mbPerS), 'MB/s', { baseline: base }));
-      for (const c of cands) if (c !== 'direct') rows.push(valueRow(`${c}: proxy CPU per GiB relayed`, pick(res[c], (r) => r.proxyCpuMsPerGiB), 'ms'));
+      for (const c of cands) rows.push(valueRow(`${rig.label(c)}: bulk throughput`, pick(res[c], (r) => r.mbPerS), 'MB/s', { baseline: base }));
+      for (const c of cands) if (c !== 'direct') rows.push(valueRow(`${rig.label(c)}: proxy CPU per GiB relayed`, pick(res[c], (r) => r.proxyCpuMsPerGiB), 'ms'));
       if (res.edge && res['nginx-stream']) {
         const e = res.edge;
         const n = res['nginx-stream'];
         rows.push(targetRatioRow('edge / nginx-stream bulk MB/s (same round)', pairedRatios(pick(e, (r) => r.mbPerS), pick(n, (r) => r.mbPerS)), '>=', 1.0));
         rows.push(targetRatioRow('edge / nginx-stream proxy CPU per GiB (same round)', pairedRatios(pick(e, (r) => r.proxyCpuMsPerGiB), pick(n, (r) => r.proxyCpuMsPerGiB)), '<=', 1.2));
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
+      if (res.edge && res['edge-b']) rows.push(valueRow(`${rig.label('edge-b')} / ${rig.label('edge')} proxy CPU per GiB (same round)`, pairedRatios(pick(res['edge-b'], (r) => r.proxyCpuMsPerGiB), pick(res.edge, (r) => r.proxyCpuMsPerGiB)), '×'));
       for (const c of cands) {
-        notes.push(`${c}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPerGiB)))} ms per GiB;${c === 'edge' ? ` redis-server + policy-service ${sig(median(pick(res[c], (r) => r.sideCpuMsPerGiB)))} ms per GiB;` : ''} ${pick(res[c], (r) => r.bodies).join('/')} bodies per round; ${pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0)} wrk errors`);
+        notes.push(`${rig.label(c)}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPerGiB)))} ms per GiB;${c.startsWith('edge') ? ` redis-server + policy-service ${sig(median(pick(res[c], (r) => r.sideCpuMsPerGiB)))} ms per GiB;` : ''} ${pick(res[c], (r) => r.bodies).join('/')} bodies per round; ${pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0)} wrk errors`);
       }
       notes.push(
         `load: ${wrkVersion()} -t${CONNECTIONS} -c${CONNECTIONS} keep-alive GET /big (64 MiB, random bytes), ${seconds} s per round, ${settings.rounds} rounds interleaved; MB = 10^6 bytes of HTTP response (headers + body) read by wrk; ratio = to direct in the same run`,

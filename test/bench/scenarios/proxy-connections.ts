@@ -48,20 +48,21 @@ const scenario: BenchScenario = {
         return { connPerS: r.requests / r.seconds, proxyCpuMsPer1k: pids.length ? (cpuMs(pids) - p0) / k : NaN, upstreamCpuMsPer1k: (cpuMs(up) - u0) / k, sideCpuMsPer1k: (cpuMs(side) - s0) / k, errors: errorCount(r), p99Ms: r.latencyUs.p99 / 1000 };
       });
       const base = pick(res.direct, (r) => r.connPerS);
-      for (const c of cands) rows.push(valueRow(`${c}: new connections/s`, pick(res[c], (r) => r.connPerS), 'conn/s', { baseline: base }));
-      for (const c of cands) if (c !== 'direct') rows.push(valueRow(`${c}: proxy CPU per 1,000 connections`, pick(res[c], (r) => r.proxyCpuMsPer1k), 'ms'));
+      for (const c of cands) rows.push(valueRow(`${rig.label(c)}: new connections/s`, pick(res[c], (r) => r.connPerS), 'conn/s', { baseline: base }));
+      for (const c of cands) if (c !== 'direct') rows.push(valueRow(`${rig.label(c)}: proxy CPU per 1,000 connections`, pick(res[c], (r) => r.proxyCpuMsPer1k), 'ms'));
       if (res.edge && res['nginx-stream']) {
         const e = res.edge;
         const n = res['nginx-stream'];
         rows.push(targetRatioRow('edge / nginx-stream new connections/s (same round)', pairedRatios(pick(e, (r) => r.connPerS), pick(n, (r) => r.connPerS)), '>=', 1.0));
         rows.push(targetRatioRow('edge / nginx-stream proxy CPU per connection (same round)', pairedRatios(pick(e, (r) => r.proxyCpuMsPer1k), pick(n, (r) => r.proxyCpuMsPer1k)), '<=', 1.5));
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
+      if (res.edge && res['edge-b']) rows.push(valueRow(`${rig.label('edge-b')} / ${rig.label('edge')} proxy CPU per connection (same round)`, pairedRatios(pick(res['edge-b'], (r) => r.proxyCpuMsPer1k), pick(res.edge, (r) => r.proxyCpuMsPer1k)), '×'));
       for (const c of cands) {
         const errs = pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0);
-        notes.push(`${c}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPer1k)))} ms per 1,000 connections;${c === 'edge' ? ` redis-server + policy-service CPU ${sig(median(pick(res[c], (r) => r.sideCpuMsPer1k)))} ms per 1,000 (flow events, not in the proxy figure);` : ''} wrk p99 ${sig(median(pick(res[c], (r) => r.p99Ms)))} ms; ${errs} wrk socket/status errors over all rounds`);
+        notes.push(`${rig.label(c)}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPer1k)))} ms per 1,000 connections;${c.startsWith('edge') ? ` redis-server + policy-service CPU ${sig(median(pick(res[c], (r) => r.sideCpuMsPer1k)))} ms per 1,000 (flow events, not in the proxy figure);` : ''} wrk p99 ${sig(median(pick(res[c], (r) => r.p99Ms)))} ms; ${errs} wrk socket/status errors over all rounds`);
       }
       notes.push(
-        `load: ${wrkVersion()} -t${THREADS} -c${CONNECTIONS} -H "Connection: close", ${settings.seconds} s per round, ${settings.rounds} rounds interleaved (${cands.join(' ')} …), GET /small (256 B); ratio = to direct in the same run; edge/nginx rows are medians of same-round ratios`,
+        `load: ${wrkVersion()} -t${THREADS} -c${CONNECTIONS} -H "Connection: close", ${settings.seconds} s per round, ${settings.rounds} rounds interleaved (${cands.join(' ')}, then reversed, …), GET /small (256 B); ratio = to direct in the same run; edge/nginx rows are medians of same-round ratios`,
         'wrk 4.1 negotiates TLS 1.2 and resumes its session on every reconnect (nginx session tickets), so each request is a new TCP connection + an abbreviated TLS handshake through the proxy',
         `proxy CPU = utime+stime of the proxy process(es) (/proc/PID/stat, 10 ms ticks) over the round / connections; the proxies, wrk and the upstream share the machine's cores; load average at the end ${loadAverage()}`,
       );

@@ -48,7 +48,7 @@ const scenario: BenchScenario = {
         ['p999Us', 'p99.9'],
       ] as const) {
         const base = pick(res.direct, (r) => r[k]);
-        for (const c of cands) rows.push(valueRow(`${c}: latency ${label}`, pick(res[c], (r) => r[k]), 'µs', { baseline: base }));
+        for (const c of cands) rows.push(valueRow(`${rig.label(c)}: latency ${label}`, pick(res[c], (r) => r[k]), 'µs', { baseline: base }));
       }
       if (res.edge && res['nginx-stream']) {
         rows.push(targetRatioRow('edge / nginx-stream p99 latency (same round)', pairedRatios(pick(res.edge, (r) => r.p99Us), pick(res['nginx-stream'], (r) => r.p99Us)), '<=', 1.1));
@@ -56,7 +56,7 @@ const scenario: BenchScenario = {
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
       for (const c of cands) {
         notes.push(
-          `${c}: achieved ${sig(median(pick(res[c], (r) => r.achieved)))} req/s, ${pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0)} errors, p99 from the ideal send instant ${sig(median(pick(res[c], (r) => r.coP99Us)))} µs${c === 'direct' ? '' : `, proxy CPU ${sig(median(pick(res[c], (r) => r.proxyCpuPct)))}% of a core`}`,
+          `${rig.label(c)}: achieved ${sig(median(pick(res[c], (r) => r.achieved)))} req/s, ${pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0)} errors, p99 from the ideal send instant ${sig(median(pick(res[c], (r) => r.coP99Us)))} µs${c === 'direct' ? '' : `, proxy CPU ${sig(median(pick(res[c], (r) => r.proxyCpuPct)))}% of a core`}`,
         );
       }
       notes.push(

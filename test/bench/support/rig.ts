@@ -21,7 +21,8 @@ export const SNI = 'bench.test';
 export const SMALL_BYTES = 256;
 export const BIG_BYTES = 64 * 1024 * 1024;
 
-export type Candidate = 'direct' | 'edge' | 'nginx-stream';
+/** edge-b: a second edge on the same build and policy service with another log level (BENCH_EDGE_B_LOG_LEVEL), an in-run A/B */
+export type Candidate = 'direct' | 'edge' | 'edge-b' | 'nginx-stream';
 
 /** Scales every scenario: seconds per measured round (default 8), rounds (default 3, at least 3). */
 export const settings = {
@@ -31,6 +32,8 @@ export const settings = {
   keep: process.env['BENCH_KEEP'] === '1',
   edgeLogLevel: process.env['BENCH_EDGE_LOG_LEVEL'] ?? 'info',
   upstreamWorkers: Math.max(1, Number(process.env['BENCH_UPSTREAM_WORKERS'] ?? 1)),
+  /** adds candidate edge-b: the same edge with this log level (e.g. warn), to measure logging in the same run */
+  edgeBLogLevel: process.env['BENCH_EDGE_B_LOG_LEVEL'] ?? '',
   /** extra node flags for the edge process, e.g. --heapsnapshot-signal=SIGUSR2 */
   edgeNodeArgs: (process.env['BENCH_EDGE_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
 };
@@ -60,16 +63,19 @@ export interface Rig {
   upstream: Service;
   nginxStream?: Service;
   edge?: Service;
+  edgeB?: Service;
   policy?: Service;
   redis?: Service;
   /** why a candidate is unavailable */
   skipped: Partial<Record<Candidate, string>>;
   candidates: Candidate[];
   port(c: Candidate): number;
+  /** a candidate's name in the report */
+  label(c: Candidate): string;
   /** the proxy process(es) of a candidate (none for direct) */
   proxyPids(c: Candidate): number[];
   /** stops and starts the edge (fresh process; same port, same policy service) */
-  restartEdge(): Promise<void>;
+  restartEdge(variant?: 'a' | 'b', extraNodeArgs?: string[]): Promise<void>;
   /** stops and starts nginx-stream (fresh processes; same port) */
   restartNginxStream(): Promise<void>;
   /** .cpuprofile files the edge wrote so far (BENCH_PROFILE=1) */
@@ -247,6 +253,7 @@ export interface ControlPlane {
   policy: Service;
   /** the one config file (redis, policy and the given edge section) */
   configPath: string;
+  config: Record<string, unknown>;
 }
 
 /**
@@ -283,7 +290,7 @@ export async function startControlPlane(dir: string, extra: { edge?: Record<stri
       await pp.stop(1_000);
       throw err;
     }
-    return { redis, policy, configPath };
+    return { redis, policy, configPath, config };
   } catch (err) {
     await rp.stop(1_000);
     throw err;
@@ -348,24 +355,28 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
 
     // redis + policy-service + edge-proxy
     let edge: Service | undefined;
+    let edgeB: Service | undefined;
     let policy: Service | undefined;
     let redis: Service | undefined;
     const edgePort = await freePort();
+    const edgeBPort = await freePort();
     let edgeGeneration = 0;
     const profDir = join(dir, 'cpuprofile');
     const cfgPath = join(dir, CONFIG_FILE);
-    const startEdge = async (): Promise<Service> => {
+    const cfgBPath = join(dir, 'edge-b.yaml');
+    const startEdge = async (variant: 'a' | 'b' = 'a', extraArgs: string[] = []): Promise<Service> => {
       edgeGeneration++;
-      const args = [...settings.edgeNodeArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), join(ROOT, 'dist/apps/edge-proxy/main.js'), '--config', cfgPath];
-      const p = launch('edge-proxy', process.execPath, args, { cwd: dir, logFile: join(dir, `edge-${edgeGeneration}.log`), ...(noFile ? { noFile } : {}) });
+      const port = variant === 'a' ? edgePort : edgeBPort;
+      const args = [...settings.edgeNodeArgs, ...extraArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), join(ROOT, 'dist/apps/edge-proxy/main.js'), '--config', variant === 'a' ? cfgPath : cfgBPath];
+      const p = launch(variant === 'a' ? 'edge-proxy' : 'edge-proxy-b', process.execPath, args, { cwd: dir, logFile: join(dir, `edge-${variant}-${edgeGeneration}.log`), ...(noFile ? { noFile } : {}) });
       if (settings.profile) {
         // the bundle may be rebuilt meanwhile: keep the source map this process started with
         mkdirSync(profDir, { recursive: true });
         copyFileSync(join(ROOT, 'dist/apps/edge-proxy/main.js.map'), join(profDir, `edge-${p.pid}.js.map`));
       }
-      await waitForPort(p, edgePort);
-      await waitForGet('edge', edgePort, p); // also warms the verdict (L1)
-      return { port: edgePort, proc: p, pids: () => [p.pid] };
+      await waitForPort(p, port);
+      await waitForGet(`edge (${variant})`, port, p); // also warms the verdict (L1)
+      return { port, proc: p, pids: () => groupPids(p.pid) }; // the group: cluster workers too (edge.workers > 1)
     };
     if (opts.edge !== false) {
       notes.push(...checkBuild());
@@ -383,10 +394,17 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       edge = await startEdge();
       started.push(edge);
+      if (settings.edgeBLogLevel) {
+        const c = cp.config as { edge: Record<string, unknown> };
+        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel } }));
+        edgeB = await startEdge('b');
+        started.push(edgeB);
+        notes.push(`edge-b: the same edge build and policy service, log level ${settings.edgeBLogLevel}`);
+      }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
 
-    const candidates: Candidate[] = ['direct', ...(edge ? (['edge'] as const) : []), ...(nginxStream ? (['nginx-stream'] as const) : [])];
+    const candidates: Candidate[] = ['direct', ...(edge ? (['edge'] as const) : []), ...(edgeB ? (['edge-b'] as const) : []), ...(nginxStream ? (['nginx-stream'] as const) : [])];
     const rig: Rig = {
       dir,
       notes,
@@ -394,17 +412,22 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       upstream,
       ...(nginxStream ? { nginxStream } : {}),
       ...(edge ? { edge } : {}),
+      ...(edgeB ? { edgeB } : {}),
       ...(policy ? { policy } : {}),
       ...(redis ? { redis } : {}),
       skipped,
       candidates,
-      port: (c) => (c === 'direct' ? upPort : c === 'edge' ? edgePort : streamPort),
-      proxyPids: (c) => (c === 'edge' ? (rig.edge?.pids() ?? []) : c === 'nginx-stream' ? (rig.nginxStream?.pids() ?? []) : []),
-      restartEdge: async () => {
-        if (!rig.edge) return;
-        await rig.edge.proc.stop(5_000);
-        rig.edge = await startEdge();
-        started.push(rig.edge);
+      port: (c) => ({ direct: upPort, edge: edgePort, 'edge-b': edgeBPort, 'nginx-stream': streamPort })[c],
+      label: (c) => (c === 'edge-b' ? `edge-b (log ${settings.edgeBLogLevel})` : c === 'edge' && settings.edgeBLogLevel ? `edge (log ${settings.edgeLogLevel})` : c),
+      proxyPids: (c) => ({ direct: [], edge: rig.edge?.pids() ?? [], 'edge-b': rig.edgeB?.pids() ?? [], 'nginx-stream': rig.nginxStream?.pids() ?? [] })[c],
+      restartEdge: async (variant: 'a' | 'b' = 'a', extraArgs: string[] = []) => {
+        const old = variant === 'a' ? rig.edge : rig.edgeB;
+        if (!old) return;
+        await old.proc.stop(5_000);
+        const fresh = await startEdge(variant, extraArgs);
+        if (variant === 'a') rig.edge = fresh;
+        else rig.edgeB = fresh;
+        started.push(fresh);
       },
       restartNginxStream: async () => {
         if (!rig.nginxStream) return;
@@ -415,7 +438,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       edgeProfiles: () => (existsSync(profDir) ? readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(profDir, f)) : []),
       stop: async () => {
         // the edge first (it drains its flows and writes its CPU profile), then the rest
-        if (rig.edge) await rig.edge.proc.stop(8_000);
+        await Promise.all([rig.edge?.proc.stop(8_000), rig.edgeB?.proc.stop(8_000)]);
         await stopStarted();
         removeTempDir(dir, settings.keep || settings.profile);
       },

@@ -40,13 +40,15 @@ export function series(values: number[]): Series {
 }
 
 /**
- * Runs `measure(candidate, round)` for every candidate, interleaved: A B C A B C ... for `rounds`
- * rounds, so that slow drifts of a shared machine hit every candidate alike.
+ * Runs `measure(candidate, round)` for every candidate, interleaved for `rounds` rounds, so that
+ * slow drifts of a shared machine hit every candidate alike; odd rounds run in reverse order
+ * (A B C, C B A, A B C …) so that no candidate always follows the same one (after-effects of the
+ * previous candidate's load, e.g. sockets in TIME_WAIT, cancel out).
  */
 export async function interleave<C extends string, R>(candidates: readonly C[], rounds: number, measure: (candidate: C, round: number) => Promise<R>, log = true): Promise<Record<C, R[]>> {
   const out = Object.fromEntries(candidates.map((c) => [c, [] as R[]])) as Record<C, R[]>;
   for (let r = 0; r < rounds; r++) {
-    for (const c of candidates) {
+    for (const c of r % 2 ? [...candidates].reverse() : candidates) {
       const t = Date.now();
       const res = await measure(c, r);
       out[c].push(res);
