@@ -63,9 +63,10 @@ describe.each([
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it(`says which mode it runs in`, () => {
-    const embeddedLine = stack.output.join('').includes('embedded mode: no redis.url');
-    expect(embeddedLine).toBe(!useRedis);
+  it(`says which mode it runs in`, async () => {
+    if (!useRedis) await waitForOutput(stack, 'embedded mode: no redis.url');
+    else await new Promise((r) => setTimeout(r, 500)); // log lines are flushed at least every 200 ms
+    expect(stack.output.join('').includes('embedded mode: no redis.url')).toBe(!useRedis);
   });
 
   it('relays an allowed name, refuses another, and audits both', async () => {

@@ -67,6 +67,31 @@ export function interleave(addresses: string[]): string[] {
   return out;
 }
 
+const ignore = (): void => undefined;
+
+/** One address: a plain connect with a deadline (no racing, no timers beyond the deadline). */
+function dialOne(address: string, port: number, timeoutMs: number): Promise<ConnectResult> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: address, port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ ok: false, reason: 'connect-timeout', detail: `no answer from ${address} port ${port} within ${timeoutMs} ms` });
+    }, timeoutMs);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ ok: false, reason: err.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed', detail: `${address}:${port}: ${err.code ?? err.message}` });
+    };
+    s.once('error', onError);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', onError);
+      s.on('error', ignore); // until the relay attaches its own
+      resolve({ ok: true, socket: s, address });
+    });
+  });
+}
+
 /** Races connection attempts, one new attempt every ATTEMPT_DELAY_MS or as soon as one fails. */
 export function happyEyeballs(addresses: string[], port: number, timeoutMs: number): Promise<ConnectResult> {
   return new Promise((resolve) => {
@@ -92,7 +117,7 @@ export function happyEyeballs(addresses: string[], port: number, timeoutMs: numb
       sockets.add(s);
       s.once('connect', () => {
         s.removeAllListeners('error');
-        s.on('error', () => undefined); // until the relay attaches its own
+        s.on('error', ignore); // until the relay attaches its own
         finish({ ok: true, socket: s, address });
       });
       s.once('error', (err: NodeJS.ErrnoException) => {
@@ -154,5 +179,5 @@ export async function connectUpstream(name: string, port: number, opts: ConnectO
     return c.ok;
   });
   if (allowed.length === 0) return { ok: false, reason: 'private-destination', detail: `${name} resolves only to refused addresses: ${refused.join(', ')}` };
-  return happyEyeballs(interleave(allowed), port, opts.timeoutMs);
+  return allowed.length === 1 ? dialOne(allowed[0] as string, port, opts.timeoutMs) : happyEyeballs(interleave(allowed), port, opts.timeoutMs);
 }

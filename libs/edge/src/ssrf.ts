@@ -43,6 +43,9 @@ export type AddressCheck = { ok: true } | { ok: false; range: string };
 
 export class SsrfGuard {
   private readonly ranges: { list: BlockList; name: string; type: 'ipv4' | 'ipv6' }[] = [];
+  /** every refused range of a family in one list: one check answers "is it refused at all?" */
+  private readonly anyV4 = new BlockList();
+  private readonly anyV6 = new BlockList();
   private readonly own = new Set<string>();
   private readonly globalAllow: BlockList;
   private readonly allowCache = new Map<string, BlockList>();
@@ -61,13 +64,16 @@ export class SsrfGuard {
     const list = new BlockList();
     list.addSubnet(net, prefix, type);
     this.ranges.push({ list, name, type });
+    (type === 'ipv4' ? this.anyV4 : this.anyV6).addSubnet(net, prefix, type);
   }
 
   /** Checks one resolved address against the guard, honouring the verdict's and the global exemptions. */
   check(address: string, ruleAllowPrivate: readonly string[]): AddressCheck {
     const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
     if (!type) return { ok: false, range: 'not-an-address' };
-    const hit = this.ranges.find((r) => r.type === type && r.list.check(address, type))?.name ?? (this.own.has(address.toLowerCase()) ? 'own-address' : undefined);
+    // the common case, a public address, takes one check; only a refused one looks for its range's name
+    const refused = (type === 'ipv4' ? this.anyV4 : this.anyV6).check(address, type);
+    const hit = (refused ? this.ranges.find((r) => r.type === type && r.list.check(address, type))?.name : undefined) ?? (this.own.has(address.toLowerCase()) ? 'own-address' : undefined);
     if (!hit) return { ok: true };
     if (this.globalAllow.check(address, type)) return { ok: true };
     if (ruleAllowPrivate.length && this.ruleAllow(ruleAllowPrivate).check(address, type)) return { ok: true };

@@ -23,6 +23,8 @@ export interface PublisherOptions {
   spool?: Spool;
 }
 
+const FLUSH_DELAY_MS = 5;
+
 export class FlowPublisher {
   private queue: string[] = [];
   private flushing = false;
@@ -67,13 +69,17 @@ export class FlowPublisher {
     this.opts.onDrop?.(1);
   }
 
+  /**
+   * Flushes a few milliseconds after the first queued event rather than at once: one pipelined
+   * write then carries many flows' events (fewer syscalls and Redis wake-ups per connection).
+   */
   private schedule(): void {
     if (!this.scheduled && !this.flushing && !this.retryTimer) {
       this.scheduled = true;
-      setImmediate(() => {
+      setTimeout(() => {
         this.scheduled = false;
         void this.flush();
-      });
+      }, FLUSH_DELAY_MS);
     }
   }
 
