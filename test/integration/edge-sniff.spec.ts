@@ -89,8 +89,8 @@ describe('edge sniff stage', () => {
     const r = await rawClient(stack.port(), [], 0);
     expect(r.closedAfterMs).toBeGreaterThanOrEqual(SNIFF_MS - 20);
     expect(r.closedAfterMs).toBeLessThanOrEqual(SNIFF_MS + 200);
-    const events = await stack.events();
-    const start = events.find((e) => e.event === 'flow.start' && e.reason === 'client-silent');
+    await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.start' && e.reason === 'client-silent'));
+    const start = (await stack.events()).find((e) => e.event === 'flow.start' && e.reason === 'client-silent');
     expect(start).toMatchObject({ verdict: 'deny', protocol: 'unknown', sni: '' });
   });
 
