@@ -15,7 +15,8 @@ export async function runServices(which: string, config: Readonly<PortcullisConf
   const started: Stoppable[] = [{ stop: stopTelemetry }];
   onShutdown(base, started);
   // Before the services start, so their instruments bind to the real meter provider.
-  if (config.metrics.listen) {
+  // a cluster primary (run edge with edge.workers > 1) leaves the metrics port to its workers
+  if (config.metrics.listen && !(which === 'edge' && isEdgePrimary(config))) {
     const metrics = await startMetricsServer(config.metrics.listen);
     started.push(metrics);
     metrics.setReady(async () => (await Promise.all(started.map((s) => (s.ready ? s.ready() : true)))).every(Boolean));

@@ -8,6 +8,7 @@ import {
   detectProtocol,
   MAX_CLIENT_HELLO_BYTES,
   ProxyHeaderReader,
+  PROXY_V2_SIGNATURE,
   SOCKS_METHOD_NONE_ACCEPTABLE,
   SOCKS_REPLY,
   SocksGreetingReader,
@@ -124,6 +125,17 @@ export interface ProxyStage {
   refusal?: Intake;
 }
 
+const V1_SIGNATURE = [0x50, 0x52, 0x4f, 0x58, 0x59, 0x20]; // "PROXY "
+
+/** Do these first bytes start a PROXY header (v1 "PROXY " or the v2 signature)? */
+function proxySignature(seen: number[]): { kind: 'proxy' | 'not-proxy' | 'need-more' } {
+  const matches = (sig: ArrayLike<number>): boolean => seen.every((b, i) => i >= sig.length || b === sig[i]);
+  const v1 = matches(V1_SIGNATURE);
+  const v2 = matches(PROXY_V2_SIGNATURE);
+  if ((v1 && seen.length >= V1_SIGNATURE.length) || (v2 && seen.length >= PROXY_V2_SIGNATURE.length)) return { kind: 'proxy' };
+  return v1 || v2 ? { kind: 'need-more' } : { kind: 'not-proxy' };
+}
+
 const trustCache = new WeakMap<ListenerConfig, ReturnType<typeof cidrList>>();
 
 function trusted(listener: ListenerConfig, address: string): boolean {
@@ -142,16 +154,31 @@ function trusted(listener: ListenerConfig, address: string): boolean {
  */
 export async function readProxyStage(client: Socket, listener: ListenerConfig, deadline: number): Promise<ProxyStage> {
   if (!listener.proxyProtocol) return { rest: NOTHING };
+  const fromTrusted = trusted(listener, client.remoteAddress ?? '');
+  if (!fromTrusted) {
+    // Only look for a PROXY signature, never read a header from an untrusted peer: it is refused
+    // as soon as its first bytes match one.
+    const seen: number[] = [];
+    const { r, data } = await readUntil(
+      client,
+      NOTHING,
+      (c) => {
+        for (const b of c) {
+          if (seen.length >= PROXY_V2_SIGNATURE.length) break;
+          seen.push(b);
+        }
+        return proxySignature(seen);
+      },
+      deadline,
+    );
+    if (r.kind === 'proxy') return { rest: NOTHING, refusal: refused('untrusted-proxy-header', `a PROXY header from ${client.remoteAddress ?? '?'}, which is not in trustedProxies`, NOTHING) };
+    return { rest: data };
+  }
   const reader = new ProxyHeaderReader();
   const { r, data } = await readUntil(client, NOTHING, (c) => reader.push(c), deadline);
-  const fromTrusted = trusted(listener, client.remoteAddress ?? '');
   if (r.kind === 'timeout' || r.kind === 'closed') {
     // nothing (or too little) arrived: let the mode's own stage judge the silence
     return { rest: data };
-  }
-  if (!fromTrusted) {
-    if (r.kind === 'not-proxy') return { rest: data };
-    return { rest: NOTHING, refusal: refused('untrusted-proxy-header', `a PROXY header from ${client.remoteAddress ?? '?'}, which is not in trustedProxies`, NOTHING) };
   }
   if (r.kind === 'not-proxy') return { rest: NOTHING, refusal: refused('proxy-header-missing', 'a trusted proxy sent no PROXY header', NOTHING) };
   if (r.kind === 'invalid') return { rest: NOTHING, refusal: refused('proxy-header-invalid', `malformed PROXY header: ${r.reason}`, NOTHING) };

@@ -42,6 +42,13 @@ export class FlowPublisher {
   ) {
     // A spool left by an earlier run is replayed before anything new.
     this.spilling = opts.spool !== undefined && !opts.spool.empty;
+    if (opts.spool) {
+      opts.spool.onLost = (count) => {
+        this.stats.dropped += count;
+        this.stats.spooled -= count;
+        this.opts.onDrop?.(count);
+      };
+    }
     if (this.spilling) this.schedule();
   }
 

@@ -14,6 +14,8 @@ export class Spool {
   private writing: Promise<void> = Promise.resolve();
   private fileBytes = 0;
   private offset = 0;
+  /** called with the number of events a failed write lost (disk full, I/O error) */
+  onLost: (count: number, err: unknown) => void = () => undefined;
 
   constructor(
     dir: string,
@@ -53,8 +55,13 @@ export class Spool {
     const bytes = this.pendingBytes;
     this.pendingLines = [];
     this.pendingBytes = 0;
-    await appendFile(this.file, lines.join('\n') + '\n');
-    this.fileBytes += bytes;
+    try {
+      await appendFile(this.file, lines.join('\n') + '\n');
+      this.fileBytes += bytes;
+    } catch (err) {
+      // Disk full or gone: these events are lost. Say so, and keep the chain usable for the next write.
+      this.onLost(lines.length, err);
+    }
   }
 
   /** The next lines to replay (in order) and the position after them; [] when nothing is on disk yet. */

@@ -1,4 +1,5 @@
 // Process lifecycle: run closers in reverse order on SIGTERM/SIGINT, exit 0 when they finish.
+import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from './config';
 import type { PortcullisConfig } from './config';
@@ -58,8 +59,10 @@ export function runServiceMain<T extends Stoppable>(
     const log = createLogger({ level: config.log.level, service });
     routeGrpcLogs(log);
     const stoppables: Stoppable[] = [{ stop: stopTelemetry }];
-    // Before the service starts, so its instruments bind to the real meter provider.
-    const metricsServer = config.metrics.listen ? await startMetricsServer(config.metrics.listen) : undefined;
+    // Before the service starts, so its instruments bind to the real meter provider. A cluster
+    // primary (edge.workers > 1) serves no traffic: its workers share the metrics port instead.
+    const primaryOfWorkers = cluster.isPrimary && service === 'edge-proxy' && config.edge.workers > 1;
+    const metricsServer = config.metrics.listen && !primaryOfWorkers ? await startMetricsServer(config.metrics.listen) : undefined;
     if (metricsServer) {
       stoppables.push(metricsServer);
       log.info({ listen: config.metrics.listen, port: metricsServer.port }, 'metrics listening');
