@@ -150,6 +150,101 @@ describe('edge relay: half-close', () => {
   });
 });
 
+describe('edge relay: idle timeout and backpressure', () => {
+  const IDLE_MS = 400;
+  let stack: Stack;
+  let hello: Buffer;
+  let echo: Awaited<ReturnType<typeof tcpUpstream>>;
+  let firehose: Awaited<ReturnType<typeof tcpUpstream>>;
+  const HOSE = 64 * 1024 * 1024;
+  const hoseWriters: Socket[] = [];
+
+  beforeAll(async () => {
+    hello = await captureHello('idle.test');
+    echo = await tcpUpstream((s) => s.on('data', (d: Buffer) => s.write(d)));
+    // writes 64 MiB as fast as the edge takes it
+    firehose = await tcpUpstream((s) => {
+      hoseWriters.push(s);
+      s.end(Buffer.alloc(HOSE, 0x64));
+    });
+    stack = await startStack(profile('  - id: idle\n    action: allow\n    fqdns: ["idle.test"]\n    allowPrivate: ["127.0.0.0/8"]\n'), {
+      listeners: [
+        { name: 'echo', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: echo.port },
+        { name: 'hose', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: firehose.port },
+      ],
+      resolve: { 'idle.test': ['127.0.0.1'] },
+      idleTimeoutMs: IDLE_MS,
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    echo?.server.close();
+    firehose?.server.close();
+  });
+
+  const open = async (port: number): Promise<{ s: Socket; src: string; closedAt: Promise<number> }> => {
+    const s = connect({ port, host: '127.0.0.1' }); // closes when the edge closes
+    s.on('error', () => undefined);
+    s.resume(); // reads (and drops) what comes back, so the edge's FIN is seen
+    const closedAt = new Promise<number>((r) => s.once('close', () => r(Date.now())));
+    await new Promise((r) => s.once('connect', r));
+    return { s, src: `127.0.0.1:${s.localPort}`, closedAt };
+  };
+  const endOf = async (src: string): Promise<Record<string, unknown> | undefined> => {
+    await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.end' && e.src === src));
+    return (await stack.events()).find((e) => e.event === 'flow.end' && e.src === src);
+  };
+
+  it('a relayed flow with no bytes either way is closed after idleTimeoutMs, reason idle-timeout', async () => {
+    const { s, src, closedAt } = await open(stack.port('echo'));
+    const echoed = new Promise((r) => s.once('data', r));
+    s.write(hello);
+    await echoed; // relayed: the echo came back
+    const lastByte = Date.now();
+    const after = (await closedAt) - lastByte;
+    expect(after).toBeGreaterThanOrEqual(IDLE_MS - 5);
+    expect(after).toBeLessThan(IDLE_MS + 400);
+    expect(await endOf(src)).toMatchObject({ closeReason: 'idle-timeout', bytesUp: hello.length, bytesDown: hello.length });
+  });
+
+  it('a flow that keeps talking (upload or download) is never idle, and is closed once it stops', async () => {
+    const { s, src, closedAt } = await open(stack.port('echo'));
+    let closed = false;
+    void closedAt.then(() => (closed = true));
+    s.write(hello);
+    const started = Date.now();
+    // 2.5 idle periods of a byte every 100 ms: each is echoed, so both directions are busy
+    let lastWrite = started;
+    while (Date.now() - started < IDLE_MS * 2.5) {
+      s.write('x');
+      lastWrite = Date.now();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(closed).toBe(false);
+    }
+    expect((await closedAt) - lastWrite).toBeGreaterThanOrEqual(IDLE_MS - 5);
+    expect((await endOf(src))?.['closeReason']).toBe('idle-timeout');
+  });
+
+  it('a client that does not read holds the upstream back instead of filling the edge\'s memory, and then gets every byte', async () => {
+    const { s, src, closedAt } = await open(stack.port('hose'));
+    s.pause();
+    s.write(hello);
+    await waitFor(() => hoseWriters.length === 1);
+    const writer = hoseWriters[0] as Socket;
+    await new Promise((r) => setTimeout(r, IDLE_MS / 2)); // less than the idle timeout: bytes moved a moment ago
+    // the edge stopped reading: most of the 64 MiB still waits in the upstream's own buffer
+    expect(writer.writableLength).toBeGreaterThan(HOSE / 2);
+    let received = 0;
+    s.on('data', (d: Buffer) => (received += d.length));
+    s.resume();
+    await new Promise((r) => s.once('end', r));
+    expect(received).toBe(HOSE);
+    s.end();
+    await closedAt;
+    expect(await endOf(src)).toMatchObject({ bytesDown: HOSE, closeReason: 'upstream-closed' });
+  });
+});
+
 describe('edge decide: fail modes and limits', () => {
   let certs: TestCerts;
   let upstream: TlsUpstream;

@@ -10,6 +10,8 @@ import type { DnsCache } from './connect';
 import type { DecideInput, DecisionClient, Verdict } from './decide';
 import { ACCESS_DENIED_ALERT, intake } from './intake';
 import type { Intake } from './intake';
+import { idleWatch } from './idle';
+import type { IdleEntry, IdleWatch } from './idle';
 import { endStage, FlowTrace } from './observe';
 import type { EdgeMetrics } from './observe';
 import type { SsrfGuard } from './ssrf';
@@ -68,7 +70,8 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     if (bytesUp) ctx.metrics.bytes.add(bytesUp, { direction: 'up' });
     if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
     spans.end({ sni: end.sni, connectHost: end.connectHost, verdict: end.verdict, ruleId: end.ruleId, reason: end.reason, dst: end.dst, bytesUp, bytesDown, closeReason: reason });
-    ctx.log.info({ flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, closeReason: reason, bytesUp, bytesDown, traceId: spans.traceId || undefined }, 'flow.end');
+    // the canonical log line of a flow: one per connection, at its end, with everything
+    ctx.log.info({ flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, ruleId: end.ruleId || undefined, reason: end.reason, dst: end.dst, src: end.src, protocol: end.protocol, closeReason: reason, bytesUp, bytesDown, durationMs: end.durationMs, traceId: end.traceId || undefined }, 'flow.end');
   };
 
   const refuse = (reply: Buffer, reason: string): void => {
@@ -123,7 +126,8 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     };
     ctx.report(startEvent);
     ctx.metrics.flows.add(1, { listener: ctx.listener.name, verdict: v.verdict, reason: v.reason });
-    ctx.log.info({ flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src, protocol: learned.protocol, traceId: spans.traceId || undefined }, 'flow.start');
+    // flow.start is in the audit stream; as a log line only at debug (flow.end has it all)
+    if (ctx.log.isLevelEnabled('debug')) ctx.log.debug({ flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src, protocol: learned.protocol, traceId: spans.traceId || undefined }, 'flow.start');
     return startEvent;
   };
 
@@ -255,47 +259,79 @@ function checkTunnelHello(client: Socket, first: Buffer[], deadline: number, che
 }
 
 /**
- * Pipes both ways; an end on one side becomes an end (FIN) on the other, not a full close.
+ * Relays both ways; an end on one side becomes an end (FIN) on the other, not a full close.
  * With a gate, the upstream's bytes flow at once (server-speaks-first protocols) while the
  * client's wait for the gate's verdict.
+ *
+ * Not stream.pipe(): a data/drain forwarder per direction, one close handler per socket and a
+ * shared idle sweep instead of a timer per socket. pipe() attaches seven listeners and its own
+ * state per direction, and socket.setTimeout re-arms a timer on every read and write; this path
+ * runs for every connection and every chunk.
  */
 export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs: number, setReason: (r: string) => void, done: () => void, gate?: (first: Buffer[]) => Promise<GateResult>): void {
+  const watch = idleWatch(idleMs);
+  // client activity covers both directions: reads are uploads, writes are downloads
+  const idle = watch.add(() => {
+    setReason('idle-timeout');
+    client.destroy();
+    upstream.destroy();
+  });
   let open = 2;
   const closed = (): void => {
-    if (--open === 0) done();
+    if (--open > 0) return;
+    watch.remove(idle);
+    done();
   };
-  client.once('close', closed);
+  // A client that vanished with an error (reset) takes the upstream with it. A clean close is
+  // not one: its FIN already became the upstream's end(), and bytes still queued for the
+  // upstream must reach it.
+  client.once('close', (hadError: boolean) => {
+    if (hadError) upstream.destroy();
+    closed();
+  });
   upstream.once('close', closed);
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     setReason(`upstream-error:${err.code ?? 'unknown'}`);
     client.destroy();
   });
   client.on('error', () => upstream.destroy());
-  // A client that vanished with an error (reset) takes the upstream with it. A clean close is
-  // not one: its FIN already became the upstream's end(), and bytes still queued for the
-  // upstream must reach it.
-  client.once('close', (hadError: boolean) => hadError && upstream.destroy());
-  upstream.once('end', () => setReason('upstream-closed'));
-  // client activity covers both directions: reads are uploads, writes are downloads
-  client.setTimeout(idleMs, () => {
-    setReason('idle-timeout');
-    client.destroy();
-    upstream.destroy();
-  });
-  upstream.pipe(client);
+  forward(upstream, client, watch, idle, 'upstream-closed', setReason);
   const up = (bytes: Buffer[]): void => {
-    client.once('end', () => setReason('client-closed'));
     for (const b of bytes) upstream.write(b);
-    if (client.readableEnded) upstream.end();
-    else client.pipe(upstream);
+    if (client.readableEnded) {
+      setReason('client-closed');
+      upstream.end();
+    } else forward(client, upstream, watch, idle, 'client-closed', setReason);
     client.resume();
   };
   if (!gate) return up(first);
   gate(first).then((r) => {
     if ('pass' in r) return up(r.pass);
     setReason(r.refuse);
+    watch.remove(idle);
     upstream.destroy();
     client.end(ACCESS_DENIED_ALERT);
     client.setTimeout(2_000, () => client.destroy());
   }, () => client.destroy());
+}
+
+/** One direction: every chunk written on at once, the source paused while the other side's buffer is full. */
+function forward(src: Socket, dst: Socket, watch: IdleWatch, idle: IdleEntry, endReason: string, setReason: (r: string) => void): void {
+  let waiting = false;
+  const resume = (): void => {
+    waiting = false;
+    src.resume();
+  };
+  src.on('data', (chunk: Buffer) => {
+    idle.seen = watch.tick;
+    if (!dst.write(chunk) && !waiting && !dst.destroyed) {
+      waiting = true;
+      src.pause();
+      dst.once('drain', resume);
+    }
+  });
+  src.once('end', () => {
+    setReason(endReason);
+    dst.end();
+  });
 }

@@ -57,6 +57,7 @@ const scenario: BenchScenario = {
         rows.push(targetRatioRow('edge / nginx-stream proxy CPU per connection (same round)', pairedRatios(pick(e, (r) => r.proxyCpuMsPer1k), pick(n, (r) => r.proxyCpuMsPer1k)), '<=', 1.5));
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
       if (res.edge && res['edge-b']) rows.push(valueRow(`${rig.label('edge-b')} / ${rig.label('edge')} proxy CPU per connection (same round)`, pairedRatios(pick(res['edge-b'], (r) => r.proxyCpuMsPer1k), pick(res.edge, (r) => r.proxyCpuMsPer1k)), '×'));
+      if (res.edge && res['node-bare']) rows.push(valueRow('edge / node-bare proxy CPU per connection (same round): the edge\'s own work over Node\'s floor', pairedRatios(pick(res.edge, (r) => r.proxyCpuMsPer1k), pick(res['node-bare'], (r) => r.proxyCpuMsPer1k)), '×'));
       for (const c of cands) {
         const errs = pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0);
         notes.push(`${rig.label(c)}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPer1k)))} ms per 1,000 connections;${c.startsWith('edge') ? ` redis-server + policy-service CPU ${sig(median(pick(res[c], (r) => r.sideCpuMsPer1k)))} ms per 1,000 (flow events, not in the proxy figure);` : ''} wrk p99 ${sig(median(pick(res[c], (r) => r.p99Ms)))} ms; ${errs} wrk socket/status errors over all rounds`);

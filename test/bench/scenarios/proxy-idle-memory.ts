@@ -28,6 +28,7 @@ interface Round {
 async function restart(rig: Rig, c: Candidate): Promise<void> {
   if (c === 'edge') await rig.restartEdge();
   else if (c === 'edge-b') await rig.restartEdge('b');
+  else if (c === 'node-bare') await rig.restartBare();
   else if (c === 'nginx-stream') await rig.restartNginxStream();
 }
 

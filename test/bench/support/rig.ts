@@ -22,7 +22,8 @@ export const SMALL_BYTES = 256;
 export const BIG_BYTES = 64 * 1024 * 1024;
 
 /** edge-b: a second edge on the same build and policy service with another log level (BENCH_EDGE_B_LOG_LEVEL), an in-run A/B */
-export type Candidate = 'direct' | 'edge' | 'edge-b' | 'nginx-stream';
+/** node-bare: the floor of a Node relay (support/bare-relay.mjs, BENCH_BARE=1) */
+export type Candidate = 'direct' | 'edge' | 'edge-b' | 'node-bare' | 'nginx-stream';
 
 /** Scales every scenario: seconds per measured round (default 8), rounds (default 3, at least 3). */
 export const settings = {
@@ -34,6 +35,8 @@ export const settings = {
   upstreamWorkers: Math.max(1, Number(process.env['BENCH_UPSTREAM_WORKERS'] ?? 1)),
   /** adds candidate edge-b: the same edge with this log level (e.g. warn), to measure logging in the same run */
   edgeBLogLevel: process.env['BENCH_EDGE_B_LOG_LEVEL'] ?? '',
+  /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
+  bare: process.env['BENCH_BARE'] === '1',
   /** extra node flags for the edge process, e.g. --heapsnapshot-signal=SIGUSR2 */
   edgeNodeArgs: (process.env['BENCH_EDGE_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
 };
@@ -64,6 +67,7 @@ export interface Rig {
   nginxStream?: Service;
   edge?: Service;
   edgeB?: Service;
+  bare?: Service;
   policy?: Service;
   redis?: Service;
   /** why a candidate is unavailable */
@@ -76,6 +80,8 @@ export interface Rig {
   proxyPids(c: Candidate): number[];
   /** stops and starts the edge (fresh process; same port, same policy service) */
   restartEdge(variant?: 'a' | 'b', extraNodeArgs?: string[]): Promise<void>;
+  /** stops and starts node-bare (fresh process; same port) */
+  restartBare(): Promise<void>;
   /** stops and starts nginx-stream (fresh processes; same port) */
   restartNginxStream(): Promise<void>;
   /** .cpuprofile files the edge wrote so far (BENCH_PROFILE=1) */
@@ -404,7 +410,21 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
 
-    const candidates: Candidate[] = ['direct', ...(edge ? (['edge'] as const) : []), ...(edgeB ? (['edge-b'] as const) : []), ...(nginxStream ? (['nginx-stream'] as const) : [])];
+    let bare: Service | undefined;
+    const barePort = await freePort();
+    const startBare = async (): Promise<Service> => {
+      const p = launch('node-bare', process.execPath, [join(ROOT, 'test/bench/support/bare-relay.mjs'), String(barePort), String(upPort)], { cwd: dir, logFile: join(dir, 'node-bare.log'), ...(noFile ? { noFile } : {}) });
+      await waitForPort(p, barePort);
+      await waitForGet('node-bare', barePort, p);
+      return { port: barePort, proc: p, pids: () => groupPids(p.pid) };
+    };
+    if (settings.bare) {
+      bare = await startBare();
+      started.push(bare);
+      notes.push('node-bare: test/bench/support/bare-relay.mjs, a minimal Node relay (first bytes, connect, pipe; no parsing, policy, logs or events): the floor for a Node proxy');
+    }
+
+    const candidates: Candidate[] = ['direct', ...(edge ? (['edge'] as const) : []), ...(edgeB ? (['edge-b'] as const) : []), ...(bare ? (['node-bare'] as const) : []), ...(nginxStream ? (['nginx-stream'] as const) : [])];
     const rig: Rig = {
       dir,
       notes,
@@ -413,13 +433,14 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       ...(nginxStream ? { nginxStream } : {}),
       ...(edge ? { edge } : {}),
       ...(edgeB ? { edgeB } : {}),
+      ...(bare ? { bare } : {}),
       ...(policy ? { policy } : {}),
       ...(redis ? { redis } : {}),
       skipped,
       candidates,
-      port: (c) => ({ direct: upPort, edge: edgePort, 'edge-b': edgeBPort, 'nginx-stream': streamPort })[c],
+      port: (c) => ({ direct: upPort, edge: edgePort, 'edge-b': edgeBPort, 'node-bare': barePort, 'nginx-stream': streamPort })[c],
       label: (c) => (c === 'edge-b' ? `edge-b (log ${settings.edgeBLogLevel})` : c === 'edge' && settings.edgeBLogLevel ? `edge (log ${settings.edgeLogLevel})` : c),
-      proxyPids: (c) => ({ direct: [], edge: rig.edge?.pids() ?? [], 'edge-b': rig.edgeB?.pids() ?? [], 'nginx-stream': rig.nginxStream?.pids() ?? [] })[c],
+      proxyPids: (c) => ({ direct: [], edge: rig.edge?.pids() ?? [], 'edge-b': rig.edgeB?.pids() ?? [], 'node-bare': rig.bare?.pids() ?? [], 'nginx-stream': rig.nginxStream?.pids() ?? [] })[c],
       restartEdge: async (variant: 'a' | 'b' = 'a', extraArgs: string[] = []) => {
         const old = variant === 'a' ? rig.edge : rig.edgeB;
         if (!old) return;
@@ -428,6 +449,12 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
         if (variant === 'a') rig.edge = fresh;
         else rig.edgeB = fresh;
         started.push(fresh);
+      },
+      restartBare: async () => {
+        if (!rig.bare) return;
+        await rig.bare.proc.stop(3_000);
+        rig.bare = await startBare();
+        started.push(rig.bare);
       },
       restartNginxStream: async () => {
         if (!rig.nginxStream) return;
