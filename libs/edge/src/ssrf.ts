@@ -67,8 +67,30 @@ export class SsrfGuard {
     (type === 'ipv4' ? this.anyV4 : this.anyV6).addSubnet(net, prefix, type);
   }
 
+  /**
+   * Answers per exemption list (the verdict's allowPrivate array, shared by every L1 hit of it)
+   * and address. BlockList.check builds a SocketAddress per call and a refused address is looked
+   * up in every range: 3.5% of the edge's CPU per connection before this cache.
+   */
+  private readonly answers = new WeakMap<readonly string[], Map<string, AddressCheck>>();
+
   /** Checks one resolved address against the guard, honouring the verdict's and the global exemptions. */
   check(address: string, ruleAllowPrivate: readonly string[]): AddressCheck {
+    let cache = this.answers.get(ruleAllowPrivate);
+    if (!cache) {
+      cache = new Map();
+      this.answers.set(ruleAllowPrivate, cache);
+    }
+    let answer = cache.get(address);
+    if (!answer) {
+      answer = this.checkUncached(address, ruleAllowPrivate);
+      if (cache.size >= 4_096) cache.clear();
+      cache.set(address, answer);
+    }
+    return answer;
+  }
+
+  private checkUncached(address: string, ruleAllowPrivate: readonly string[]): AddressCheck {
     const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
     if (!type) return { ok: false, range: 'not-an-address' };
     // the common case, a public address, takes one check; only a refused one looks for its range's name
