@@ -17,7 +17,7 @@ import { waitFor } from '@portcullis/testing';
 import { captureHello } from '../support/hello';
 import { dripConn, MB, prng, randomBytes, scriptedUpstream, sendConn, shortFlowHellos, shortFlows, silentConn, sleep } from './support/hostile';
 import type { HostileConn } from './support/hostile';
-import { report, scaled } from './support/soak';
+import { listenOverflows, listenQueueMax, report, scaled } from './support/soak';
 
 const PROFILE = `apiVersion: portcullis/v1
 kind: FqdnFilterProfile
@@ -95,16 +95,39 @@ describe('soak: nothing retained per connection (in-process heap)', () => {
     const hellos = await shortFlowHellos(captureHello);
     const short = shortFlows({ sni: port, upstream: raw.port }, hellos);
     const rand = prng(42);
+    // The edge shares this process's event loop, so it accepts late while the clients connect: a
+    // batch must fit the listen queue (somaxconn caps it), or the kernel drops connections before
+    // any accept() and, with SYN cookies, a silent client stays "connected" to nothing for ever.
+    const batch = Math.max(10, Math.min(250, Math.floor(listenQueueMax() / 2 / 3)));
+    const overflowsBefore = listenOverflows();
+    /** every connection closes within the sniff timeout plus slack; never wait for ever */
+    const allClosed = async (conns: HostileConn[], what: string): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const open = conns.filter((c) => !c.socket.destroyed).length;
+          reject(new Error(`${open} of ${conns.length} ${what} connections still open after 30 s (listen-queue overflows meanwhile: ${listenOverflows() - overflowsBefore})`));
+        }, 30_000);
+      });
+      try {
+        await Promise.race([Promise.all(conns.map((c) => c.closed)), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     const round = async (): Promise<void> => {
       const conns: HostileConn[] = [];
-      for (let i = 0; i < N; i += 250) {
+      for (let i = 0; i < N; i += batch) {
         const part: HostileConn[] = [];
-        for (let k = i; k < Math.min(N, i + 250); k++) part.push(silentConn(port), dripConn(port, hellos['cli-end'] as Buffer, 100), sendConn(port, [randomBytes(rand, 1 + Math.floor(rand() * 300))], k % 2 ? 'end' : 'hold'));
+        for (let k = i; k < Math.min(N, i + batch); k++) part.push(silentConn(port), dripConn(port, hellos['cli-end'] as Buffer, 100), sendConn(port, [randomBytes(rand, 1 + Math.floor(rand() * 300))], k % 2 ? 'end' : 'hold'));
         await Promise.all(part.map((c) => c.connected));
         conns.push(...part);
       }
-      for (let i = 0; i < N; i++) await (short[i % short.length] as (typeof short)[number]).run().closed;
-      await Promise.all(conns.map((c) => c.closed));
+      for (let i = 0; i < N; i++) {
+        const c = (short[i % short.length] as (typeof short)[number]).run();
+        await allClosed([c], 'short');
+      }
+      await allClosed(conns, 'silent, slow-drip and garbage');
       await waitFor(() => edge.activeFlows() === 0, 10_000);
       await sleep(2_500); // the 2 s linger after a refusal
     };

@@ -31,6 +31,9 @@ export interface EdgeDeps {
   policyAddress?: string;
 }
 
+/** Asked of listen(); the kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4). */
+const LISTEN_BACKLOG = 4096;
+
 export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: EdgeDeps): Promise<EdgeHandle> {
   const log = deps.log;
   const edge = config.edge;
@@ -131,7 +134,10 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     const { host, port } = splitHostPort(listener.listen);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      // Node's default backlog (511) overflows under a burst of connections; the kernel caps
+      // this at net.core.somaxconn. An overflow with SYN cookies on leaves a client that waits
+      // for the server to speak first (SSH, SMTP) connected to nothing.
+      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve();
       });

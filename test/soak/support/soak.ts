@@ -23,6 +23,27 @@ export function openFilesLimit(): number {
   return m?.[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m?.[1] ?? 1024);
 }
 
+/** The most connections the listen queue holds (net.core.somaxconn caps every listen backlog). */
+export function listenQueueMax(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')) || 128;
+  } catch {
+    return 128;
+  }
+}
+
+/** TCP listen-queue overflows so far (kernel-wide): when they rise, connections were dropped before any accept(). */
+export function listenOverflows(): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    const head = lines.find((l) => l.startsWith('TcpExt:'))?.split(' ') ?? [];
+    const values = lines.filter((l) => l.startsWith('TcpExt:'))[1]?.split(' ') ?? [];
+    return Number(values[head.indexOf('ListenOverflows')] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** RSS of a process and its children (an edge primary and its workers). */
 export function treeRss(pid: number): number {
   return [pid, ...childPids(pid)].reduce((a, p) => {
