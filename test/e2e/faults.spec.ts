@@ -6,6 +6,7 @@
 //   - the policy service killed: failMode closed refuses (policy-unavailable), open allows; recovery
 //   - the only audit consumer killed with entries pending, restarted under its name
 //   - an edge worker killed (edge.workers: 2): the other serves, the primary forks a new one
+//   - edge.workers: 2 with metrics: one scrape counts every worker, a stuck worker cannot hang it
 // (Redis restarted with AOF under load, and an audit consumer killed beside a second one, are in
 // audit-pipeline.spec.ts; an edge process and a policy replica killed in a fleet, in fleet.spec.ts.)
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
@@ -397,16 +398,69 @@ describe('faults under load, nothing lost', () => {
     expect(edge.lines('edge worker died')).toEqual([]);
   });
 
-  // KNOWN GAP: with edge.workers > 1 each worker keeps its own metrics and the shared metrics port
-  // hands each scrape to one worker (cluster round robin), so one scrape sees one worker's
-  // counters. Aggregating across workers in the primary is not built yet. Unskip when it is.
-  it.skip('edge.workers: 2 — one scrape of /metrics counts every worker\'s flows', async () => {
+  // Was a known gap: with edge.workers > 1 each worker kept its own metrics and the shared metrics
+  // port handed each scrape to one worker (cluster round robin), so one scrape saw one worker's
+  // counters. The primary now serves the port and merges what each worker answers over IPC.
+  it("edge.workers: 2 — one scrape of /metrics counts every worker's flows; a stopped worker delays it 1 s at most; a killed one's counts stay", async () => {
     const redis = await startRedis();
     cleanup.push(() => redis.stop());
     const stack = await startProcStack({ redis, profile: PROFILE, resolve, edges: [{ nodeId: 'edge-wm2', upstreamPort: upstream.port, metrics: true, edge: { workers: 2 } }] });
     cleanup.push(() => stack.stop());
     const [edge] = stack.edges as [ProcStack['edges'][number]];
-    for (let i = 0; i < 4; i++) expect((await tlsFlow('edge-wm2', edge.port, OK, certs.ca)).body).toBe(BODY);
-    expect(metric(await scrape(edge.metricsPort as number), 'portcullis_flows_total', { verdict: 'allow' })).toBe(4);
+    const port = edge.metricsPort as number;
+    const workers = childPids(edge.pid);
+    expect(workers).toHaveLength(2);
+    const allowed = async (): Promise<number> => metric(await scrape(port), 'portcullis_flows_total', { verdict: 'allow' });
+    // the workers accept for themselves: run flows side by side until each has served some
+    const servedBy = (pid: number): number => edge.lines('flow.end').filter((l) => l['pid'] === pid).length;
+    let total = 0;
+    await waitFor(
+      async () => {
+        const r = await Promise.all(Array.from({ length: 8 }, () => tlsFlow('edge-wm2', edge.port, OK, certs.ca)));
+        total += r.filter((f) => f.body === BODY).length;
+        return workers.every((p) => servedBy(p) > 0);
+      },
+      30_000,
+      50,
+    );
+    await waitFor(async () => (await allowed()) === total, 5_000, 100).catch(() => undefined);
+    let m = await scrape(port);
+    console.log(`[faults] ${total} flows, by worker ${JSON.stringify(workers.map(servedBy))}; one scrape counts ${metric(m, 'portcullis_flows_total', { verdict: 'allow' })}`);
+    expect(metric(m, 'portcullis_flows_total', { verdict: 'allow' })).toBe(total);
+    expect(metric(m, 'portcullis_edge_workers')).toBe(2);
+    expect(metric(m, 'portcullis_metrics_unanswered_workers')).toBe(0);
+    expect(metric(m, 'process_open_fds')).toBeGreaterThan(0);
+    expect(await readyz(port)).toBe(200);
+
+    // a stopped worker: the scrape waits for it at most a second, serves its earlier numbers and says so
+    const [stopped] = workers as [number, number];
+    process.kill(stopped, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      m = await scrape(port);
+      const ms = Date.now() - t0;
+      console.log(`[faults] scrape with worker ${stopped} stopped: ${ms} ms`);
+      expect(ms).toBeLessThan(2_500);
+      expect(metric(m, 'portcullis_flows_total', { verdict: 'allow' })).toBe(total);
+      expect(metric(m, 'portcullis_metrics_unanswered_workers')).toBe(1);
+      expect(await readyz(port)).toBe(503);
+    } finally {
+      process.kill(stopped, 'SIGCONT');
+    }
+    await waitFor(async () => (await readyz(port)) === 200, 5_000, 100);
+
+    // a killed worker: what it had counted stays in the totals (no counter reset), its replacement adds
+    await scrape(port);
+    process.kill(stopped, 'SIGKILL');
+    // ready again as soon as the survivor answers; the replacement is counted once it listens
+    await waitFor(async () => (await readyz(port)) === 200, 15_000, 100);
+    await waitFor(async () => metric(await scrape(port), 'portcullis_edge_workers') === 2, 15_000, 100);
+    const more = await Promise.all(Array.from({ length: 4 }, () => tlsFlow('edge-wm2', edge.port, OK, certs.ca)));
+    total += more.filter((f) => f.body === BODY).length;
+    await waitFor(async () => (await allowed()) >= total, 5_000, 100).catch(() => undefined);
+    m = await scrape(port);
+    expect(metric(m, 'portcullis_flows_total', { verdict: 'allow' })).toBe(total);
+    expect(metric(m, 'portcullis_edge_worker_exits_total')).toBe(1);
+    expect(childPids(edge.pid)).not.toContain(stopped);
   });
 });

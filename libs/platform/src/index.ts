@@ -3,8 +3,8 @@ export type { PortcullisConfig, ListenerConfig, TlsFiles, RedisConfig } from './
 export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { startGrpcServer, serverCredentials, clientChannel, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
-export { meter, startMetricsServer } from './metrics';
-export type { MetricsServer } from './metrics';
+export { answerWorkerQueries, askWorker, meter, mergePrometheusText, openFileCount, openFilesLimit, retireCounters, startMetricsProvider, startMetricsServer } from './metrics';
+export type { IpcPeer, MetricsProvider, MetricsServer, WorkerAnswer, WorkerQuery } from './metrics';
 export { tracingEnabled, stopTelemetry } from './telemetry';
 export type { GrpcServerHandle } from './grpc-kit';
 export { connectRedis, redisTlsOptions, waitForRedis } from './redis';

@@ -5,13 +5,15 @@ import { ConfigError, loadConfigFile } from './config';
 import type { PortcullisConfig } from './config';
 import { routeGrpcLogs } from './grpc-kit';
 import { createLogger } from './logger';
-import { startMetricsServer } from './metrics';
+import { answerWorkerQueries, startMetricsProvider, startMetricsServer } from './metrics';
 import { stopTelemetry } from './telemetry';
 
 export interface Stoppable {
   stop(): Promise<void>;
   /** readiness for /readyz: listeners bound, dependencies answering */
   ready?(): boolean | Promise<boolean>;
+  /** a cluster primary: the Prometheus text of each worker, merged into the primary's /metrics */
+  peerMetrics?(): Promise<string[]>;
 }
 
 export function onShutdown(log: Logger, stoppables: Stoppable[], opts: { timeoutMs?: number } = {}): void {
@@ -59,17 +61,25 @@ export function runServiceMain<T extends Stoppable>(
     const log = createLogger({ level: config.log.level, service });
     routeGrpcLogs(log);
     const stoppables: Stoppable[] = [{ stop: stopTelemetry }];
-    // Before the service starts, so its instruments bind to the real meter provider. A cluster
-    // primary (edge.workers > 1) serves no traffic: its workers share the metrics port instead.
-    const primaryOfWorkers = cluster.isPrimary && service === 'edge-proxy' && config.edge.workers > 1;
-    const metricsServer = config.metrics.listen && !primaryOfWorkers ? await startMetricsServer(config.metrics.listen) : undefined;
+    // Before the service starts, so its instruments bind to the real meter provider. With
+    // edge.workers > 1 the primary serves the metrics port (its workers' numbers merged into
+    // each scrape, /readyz from theirs) and the workers answer it over the cluster IPC channel.
+    const clusterEdge = service === 'edge-proxy' && config.edge.workers > 1;
+    const worker = clusterEdge && cluster.isWorker;
+    const metricsServer = config.metrics.listen && !worker ? await startMetricsServer(config.metrics.listen) : undefined;
+    const metricsProvider = config.metrics.listen && worker ? startMetricsProvider() : undefined;
     if (metricsServer) {
       stoppables.push(metricsServer);
       log.info({ listen: config.metrics.listen, port: metricsServer.port }, 'metrics listening');
     }
+    if (metricsProvider) stoppables.push(metricsProvider);
     const handle = await start(config, { log });
     stoppables.push(handle);
-    metricsServer?.setReady(() => (handle.ready ? handle.ready() : true));
+    const ready = (): boolean | Promise<boolean> => (handle.ready ? handle.ready() : true);
+    metricsServer?.setReady(ready);
+    const peers = handle.peerMetrics?.bind(handle);
+    if (metricsServer && peers) metricsServer.setPeers(peers);
+    if (worker) answerWorkerQueries({ ready, ...(metricsProvider ? { collect: metricsProvider.collect } : {}) });
     onShutdown(log, stoppables);
   })().catch((err: unknown) => {
     console.error(err instanceof ConfigError ? err.message : err instanceof Error ? `${service}: ${err.message}` : err);
