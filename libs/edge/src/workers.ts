@@ -1,6 +1,15 @@
-// edge.workers > 1: the primary forks N workers that share the listeners (node:cluster hands
-// accepted connections round-robin), restarts any that die, drains them on shutdown, and speaks
-// for them on the metrics port (/metrics merges every worker's numbers, /readyz asks each worker).
+// edge.workers > 1: the primary forks N workers that share the listeners, restarts any that die,
+// drains them on shutdown, and speaks for them on the metrics port (/metrics merges every
+// worker's numbers, /readyz asks each worker).
+//
+// Connections: the workers accept from the shared listening socket themselves
+// (cluster.SCHED_NONE). node:cluster's default, round robin, accepts in the primary and sends each
+// connection to a worker, taking it off its queue before the send and closing (or re-queueing)
+// it only when the worker acknowledges (lib/internal/cluster/round_robin_handle.js, handoff()).
+// A worker that dies with a handoff in flight never acknowledges: the client hangs and the
+// primary holds the socket in CLOSE_WAIT for ever. With SCHED_NONE a connection is either still
+// in the kernel's accept queue, which any live worker drains, or in exactly one worker, whose
+// death closes it.
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { askWorker, meter, retireCounters } from '@portcullis/platform';
@@ -17,6 +26,8 @@ export async function superviseEdgeWorkers(config: Readonly<PortcullisConfig>, l
   const n = config.edge.workers;
   const timeoutMs = opts.answerTimeoutMs ?? WORKER_ANSWER_TIMEOUT_MS;
   const listenerCount = config.edge.listeners.length;
+  // Frozen by the first fork.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
   let recentDeaths: number[] = [];
   /** workers listening on every listener: the ones asked for metrics and readiness */
@@ -67,7 +78,7 @@ export async function superviseEdgeWorkers(config: Readonly<PortcullisConfig>, l
     cluster.on('listening', onListening);
     if (listenerCount === 0) resolve();
   });
-  log.info({ workers: n }, 'edge workers listening');
+  log.info({ workers: n, scheduling: 'workers accept' }, 'edge workers listening');
   const workers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
   return {
     workers,
