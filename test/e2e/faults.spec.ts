@@ -8,10 +8,13 @@
 //   - an edge worker killed (edge.workers: 2): the other serves, the primary forks a new one
 //   - an edge worker killed while connections arrive: no client hangs, nothing left in the primary
 //   - edge.workers: 2 with metrics: one scrape counts every worker, a stuck worker cannot hang it
+//   - an edge with few file descriptors: clamped at start, a flood is shed and counted, it recovers
 // (Redis restarted with AOF under load, and an audit consumer killed beside a second one, are in
 // audit-pipeline.spec.ts; an edge process and a policy replica killed in a fleet, in fleet.spec.ts.)
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
@@ -466,5 +469,55 @@ describe('faults under load, nothing lost', () => {
     expect(metric(m, 'portcullis_flows_total', { verdict: 'allow' })).toBe(total);
     expect(metric(m, 'portcullis_edge_worker_exits_total')).toBe(1);
     expect(childPids(edge.pid)).not.toContain(stopped);
+  });
+
+  it('an edge with few file descriptors (prlimit --nofile=256): maxConnections clamped with a warning at start; a flood past them is shed at once and counted; the edge survives and serves again', async () => {
+    const redis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const stack = await startProcStack({ redis, profile: PROFILE, resolve, edges: [{ nodeId: 'edge-fd', upstreamPort: upstream.port, metrics: true, nofile: 256, edge: { sniffTimeoutMs: 2_000 } }] });
+    cleanup.push(() => stack.stop());
+    const [edge] = stack.edges as [ProcStack['edges'][number]];
+    const port = edge.metricsPort as number;
+    const warning = edge
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('edge.maxConnections needs more file descriptors'))
+      .map((l) => JSON.parse(l) as Record<string, number>)[0];
+    expect(warning).toMatchObject({ maxConnections: 50_000, openFilesLimit: 256 });
+    expect(warning?.['clampedTo']).toBeGreaterThan(10);
+    expect(warning?.['clampedTo']).toBeLessThan(128);
+    expect((await tlsFlow('edge-fd', edge.port, OK, certs.ca)).body).toBe(BODY);
+
+    // 600 clients that connect, say nothing and never close their side: far more than 256 descriptors hold
+    const clients: Socket[] = [];
+    for (let i = 0; i < 600; i += 100) {
+      const batch = Array.from({ length: 100 }, () => {
+        const c = netConnect({ port: edge.port, host: '127.0.0.1', allowHalfOpen: true });
+        c.on('error', () => undefined);
+        clients.push(c);
+        return new Promise<void>((r) => {
+          c.once('connect', () => r());
+          c.once('close', () => r());
+        });
+      });
+      await Promise.all(batch);
+    }
+    await sleep(300);
+    // the metrics port still answers in the middle of it (the edge keeps descriptors in hand)
+    const m = await scrape(port);
+    const shed = metric(m, 'portcullis_accept_errors_total', { code: 'fd-limit' });
+    const limited = metric(m, 'portcullis_flows_total', { reason: 'connection-limit' });
+    const openFds = metric(m, 'process_open_fds');
+    console.log(`[faults] 600 silent clients at an edge with 256 descriptors (maxConnections clamped to ${warning?.['clampedTo']}): ${shed} shed at once (fd-limit), ${limited} refused (connection-limit), edge descriptors open ${openFds} of ${metric(m, 'process_max_fds')}`);
+    expect(edge.alive()).toBe(true);
+    expect(shed).toBeGreaterThan(0);
+    expect(openFds).toBeLessThanOrEqual(256);
+    expect(metric(m, 'portcullis_flows_total', { reason: 'fd-limit' })).toBe(shed); // audited like any refusal
+
+    for (const c of clients) c.destroy();
+    await waitFor(async () => metric(await scrape(port), 'portcullis_active_flows') === 0, 10_000, 200);
+    for (let i = 0; i < 4; i++) expect((await tlsFlow('edge-fd', edge.port, OK, certs.ca)).body).toBe(BODY);
+    expect(edge.alive()).toBe(true);
+    expect(edge.lines('flow handler failed')).toEqual([]);
   });
 });

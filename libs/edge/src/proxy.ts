@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { FlowPublisher, RedisFlowTransport, Spool } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart, FlowTransport } from '@portcullis/flow-events';
-import { connectRedis, redisConfigured, splitHostPort } from '@portcullis/platform';
+import { connectRedis, meter, openFileCount, openFilesLimit, redisConfigured, splitHostPort } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
@@ -33,6 +33,29 @@ export interface EdgeDeps {
 
 /** Asked of listen(); the kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4). */
 const LISTEN_BACKLOG = 4096;
+
+/** Descriptors kept for what is not a flow's socket: Redis, gRPC channels, DNS, spool, scrapes. */
+const FD_HEADROOM = 32;
+
+/**
+ * What the open-files limit (RLIMIT_NOFILE) allows: every flow holds two descriptors (client and
+ * upstream). `sockets` is how many client and upstream sockets the flows may hold together;
+ * maxConnections is edge.maxConnections, clamped (with a warning naming the numbers) so that
+ * admitted flows leave a tenth of that for connections being refused.
+ */
+function descriptorBudget(configured: number, log: Logger): { limit: number | undefined; sockets: number; maxConnections: number } {
+  const limit = openFilesLimit();
+  const open = openFileCount();
+  if (limit === undefined || open === undefined || limit >= Number.MAX_SAFE_INTEGER) return { limit, sockets: Number.MAX_SAFE_INTEGER, maxConnections: configured };
+  const sockets = Math.max(2, limit - open - FD_HEADROOM);
+  const allowed = Math.max(1, Math.floor((sockets * 0.9) / 2));
+  if (configured <= allowed) return { limit, sockets, maxConnections: configured };
+  log.warn(
+    { maxConnections: configured, openFilesLimit: limit, openFiles: open, needed: 2 * configured + open + FD_HEADROOM, clampedTo: allowed },
+    'edge.maxConnections needs more file descriptors than the open-files limit allows: clamped (raise the limit: ulimit -n, systemd LimitNOFILE, docker --ulimit nofile; or lower edge.maxConnections)',
+  );
+  return { limit, sockets, maxConnections: allowed };
+}
 
 export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: EdgeDeps): Promise<EdgeHandle> {
   const log = deps.log;
@@ -77,16 +100,31 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     s.once('close', () => sockets.delete(s));
   };
   let shuttingDown = false;
+  const fds = descriptorBudget(edge.maxConnections, log);
+  const maxConnections = fds.maxConnections;
+  const acceptErrors = meter().createCounter('portcullis_accept_errors_total', { description: 'Connections a listener could not take: accept() errors by code, and fd-limit (closed at once, the descriptors all but spent)' });
   const perSource = new Map<string, number>();
-  /** Admission: a global and a per-source-address cap on concurrent connections. */
+  /** client sockets open (admitted or being refused): with `flows` upstream sockets, the descriptors flows hold */
+  let clients = 0;
+  /**
+   * Admission: the descriptor budget, then a global and a per-source-address cap on concurrent
+   * connections. Over the budget a connection is closed at once: a refusal that lingers would
+   * hold a descriptor, and at the limit accept() fails and libuv closes waiting connections
+   * without the edge ever seeing them.
+   */
   const admit = (socket: Socket): string | undefined => {
+    clients++;
     const src = socket.remoteAddress ?? '';
     const n = perSource.get(src) ?? 0;
-    if (flows >= edge.maxConnections) return 'connection-limit';
-    if (n >= edge.maxConnectionsPerSource) return 'source-limit';
+    const refusal = clients + flows > fds.sockets ? 'fd-limit' : flows >= maxConnections ? 'connection-limit' : n >= edge.maxConnectionsPerSource ? 'source-limit' : undefined;
+    if (refusal) {
+      socket.once('close', () => clients--);
+      return refusal;
+    }
     perSource.set(src, n + 1);
     flows++;
     socket.once('close', () => {
+      clients--;
       flows--;
       const left = (perSource.get(src) ?? 1) - 1;
       if (left > 0) perSource.set(src, left);
@@ -115,21 +153,32 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       track,
       shuttingDown: () => shuttingDown,
     };
+    const acceptError = (code: string, err?: string): void => {
+      acceptErrors.add(1, { listener: listener.name, code });
+      // at most every 10 s instead of once per refused connection
+      const now = Date.now();
+      if (now - acceptErrorLogged > 10_000) {
+        acceptErrorLogged = now;
+        log.error({ code, ...(err ? { err } : {}), listener: listener.name, activeFlows: flows, openClients: clients, openFilesLimit: fds.limit, maxConnections }, code === 'fd-limit' ? 'listener out of file descriptors: closing new connections at once' : 'listener error');
+      }
+    };
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      handleFlow(socket, ctx, admit(socket)).catch((err: unknown) => {
+      const refusal = admit(socket);
+      handleFlow(socket, ctx, refusal).catch((err: unknown) => {
         // A bug, not a client's fault: log it and drop the connection, never the process.
         log.error({ err, listener: listener.name }, 'flow handler failed');
         socket.destroy();
       });
+      if (refusal === 'fd-limit') {
+        // audited like any refusal (handleFlow above), but its descriptor is given back now
+        acceptError('fd-limit');
+        socket.destroy();
+      }
     });
     server.on('error', (err: NodeJS.ErrnoException) => {
-      // accept() failures (EMFILE, ENFILE) do not stop the listener; libuv sheds the connection.
-      // Say so at most every 10 s instead of once per refused connection.
-      const now = Date.now();
-      if (now - acceptErrorLogged > 10_000) {
-        acceptErrorLogged = now;
-        log.error({ err: err.message, code: err.code, listener: listener.name, activeFlows: flows }, 'listener error');
-      }
+      // accept() failures do not stop the listener. (EMFILE/ENFILE rarely get here: libuv closes
+      // the waiting connections itself and reports nothing, hence the budget in admit.)
+      acceptError(err.code ?? 'unknown', err.message);
     });
     const { host, port } = splitHostPort(listener.listen);
     await new Promise<void>((resolve, reject) => {

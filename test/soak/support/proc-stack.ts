@@ -1,6 +1,7 @@
 // Portcullis as separate processes on a real Redis, for fault injection and soak runs: members
 // that can be killed, paused and restarted on the same ports, Prometheus scrapes, and a TLS
 // client whose flows can be found again in the audit log (by node and source port).
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +9,38 @@ import { connect as tlsConnect } from 'node:tls';
 import { freePort, waitFor } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
 import type { AuditLine } from '../../support/audit-log';
-import { startApp, waitForOutput, writeConfig } from '../../support/processes';
+import { ROOT, startApp, waitForOutput, writeConfig } from '../../support/processes';
 import type { Proc } from '../../support/processes';
 
 export type App = 'edge-proxy' | 'policy-service' | 'audit-service';
+
+/** startApp, run under `prlimit --nofile=N:N` when `nofile` is given: the process has that open-files limit from its first instruction. */
+function launch(app: App, args: string[], nofile?: number): Proc {
+  if (!nofile) return startApp(app, args);
+  const child = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, '--', process.execPath, join(ROOT, 'dist/apps', app, 'main.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    name: app,
+    child,
+    output,
+    stop: async (graceMs = 5_000) => {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
 
 /** One service process that can be stopped, killed, paused and started again with the same config. */
 export class Member {
@@ -25,8 +54,10 @@ export class Member {
     readonly config: string,
     private readonly readyText: string,
     readonly metricsPort?: number,
+    /** open-files limit of the process (prlimit), when not inherited */
+    readonly nofile?: number,
   ) {
-    this.proc = startApp(app, ['--config', config]);
+    this.proc = launch(app, ['--config', config], nofile);
   }
 
   get pid(): number {
@@ -80,7 +111,7 @@ export class Member {
   async restart(): Promise<void> {
     if (this.alive()) await this.proc.stop();
     this.history.push(this.proc.output.join(''));
-    this.proc = startApp(this.app, ['--config', this.config]);
+    this.proc = launch(this.app, ['--config', this.config], this.nofile);
     await this.ready();
   }
 }
@@ -90,7 +121,7 @@ export interface ProcStackOptions {
   profile: string;
   policy?: Record<string, unknown>;
   /** one edge per entry: its nodeId and edge keys (listeners are made here: one sni listener `tls`) */
-  edges: { nodeId: string; upstreamPort: number; edge?: Record<string, unknown>; extraListeners?: Record<string, unknown>[]; metrics?: boolean }[];
+  edges: { nodeId: string; upstreamPort: number; edge?: Record<string, unknown>; extraListeners?: Record<string, unknown>[]; metrics?: boolean; nofile?: number }[];
   /** one audit-service per entry (its audit keys); [] for none */
   audits?: Record<string, unknown>[];
   auditMetrics?: boolean;
@@ -142,7 +173,7 @@ export async function startProcStack(o: ProcStackOptions): Promise<ProcStack> {
         edge: { nodeId: e.nodeId, policyService: `127.0.0.1:${policyPort}`, listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${port}`, upstreamPort: e.upstreamPort }, ...(e.extraListeners ?? [])], resolve: o.resolve, spoolDir: join(dir, 'spool'), drainTimeoutMs: 2_000, ...e.edge },
         ...(metricsPort ? { metrics: { listen: `127.0.0.1:${metricsPort}` } } : {}),
       });
-      const m = Object.assign(new Member(e.nodeId, 'edge-proxy', config, 'edge listening', metricsPort), { port, nodeId: e.nodeId });
+      const m = Object.assign(new Member(e.nodeId, 'edge-proxy', config, 'edge listening', metricsPort, e.nofile), { port, nodeId: e.nodeId });
       members.push(m);
       edges.push(m);
     }

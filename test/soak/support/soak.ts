@@ -1,6 +1,6 @@
 // Soak-run plumbing: sizes from the environment, the edge's memory and descriptors across its
 // processes, the open-files budget, a report of figures, and the upstream child process.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +21,31 @@ export function envNumber(name: string, def: number): number {
 export function openFilesLimit(): number {
   const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
   return m?.[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m?.[1] ?? 1024);
+}
+
+/**
+ * Raises this process's open-files limit (soft and hard) to at least `want`, where allowed: above
+ * the hard limit only as root (CAP_SYS_RESOURCE), never above fs.nr_open. The processes it starts
+ * afterwards (edge, upstream, Redis) inherit it. Returns the limit now in force.
+ */
+export function raiseOpenFiles(want: number): number {
+  const now = openFilesLimit();
+  if (now >= want) return now;
+  let max = want;
+  try {
+    max = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8'));
+  } catch {
+    // no procfs limit to respect
+  }
+  const target = Math.min(want, max);
+  const r = spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${target}:${target}`], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    // not allowed past the hard limit: up to it, then
+    const hard = /Max open files\s+\S+\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    if (hard && Number(hard) > now) spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${hard}:${hard}`]);
+    console.log(`[soak] could not raise the open-files limit to ${target} (${(r.stderr || r.error?.message || '').trim()}); it is ${openFilesLimit()}`);
+  }
+  return openFilesLimit();
 }
 
 /** The most connections the listen queue holds (net.core.somaxconn caps every listen backlog). */
