@@ -97,7 +97,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   const sockets = new Set<Socket>();
   const track = (s: Socket): void => {
     sockets.add(s);
-    s.once('close', () => sockets.delete(s));
+    s.on('close', () => sockets.delete(s)); // on(): close fires once, and once() costs a wrapper per socket
   };
   let shuttingDown = false;
   const fds = descriptorBudget(edge.maxConnections, log);
@@ -123,7 +123,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     }
     perSource.set(src, n + 1);
     flows++;
-    socket.once('close', () => {
+    socket.on('close', () => {
       clients--;
       flows--;
       const left = (perSource.get(src) ?? 1) - 1;
