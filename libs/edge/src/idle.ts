@@ -5,7 +5,7 @@
 /** One relayed flow as the watch sees it. `seen` is stamped with the watch's tick on activity. */
 export interface IdleEntry {
   seen: number;
-  readonly onIdle: () => void;
+  onIdle(): void;
 }
 
 export class IdleWatch {
@@ -26,14 +26,13 @@ export class IdleWatch {
     return this.entries.size;
   }
 
-  add(onIdle: () => void): IdleEntry {
-    const e: IdleEntry = { seen: this.tick, onIdle };
+  add(e: IdleEntry): void {
+    e.seen = this.tick;
     this.entries.add(e);
     if (!this.timer) {
       this.timer = setInterval(() => this.sweep(), this.stepMs);
       this.timer.unref();
     }
-    return e;
   }
 
   remove(e: IdleEntry): void {
