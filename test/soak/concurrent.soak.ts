@@ -151,7 +151,7 @@ describe('soak: concurrent relayed flows', () => {
       holdMs,
       openAllMs: openMs,
       firstBytesMs: { p50: +percentile(opened, 50).toFixed(1), p99: +percentile(opened, 99).toFixed(1), max: +Math.max(...opened).toFixed(1) },
-      rss: { before: mb(rssBefore), allOpen: mb(rssOpen), endOfHold: mb(rssEnd), peak: mb(peak), afterClose: mb(rssAfter), perFlowKiB: +((rssEnd - rssBefore) / N / 1024).toFixed(1) },
+      rss: { before: mb(rssBefore), allOpen: mb(rssOpen), endOfHold: mb(rssEnd), peak: mb(peak), afterClose: mb(rssAfter), perFlowKiB: +((rssEnd - rssBefore) / N / 1024).toFixed(1), perFlowKiBAllOpen: +((rssOpen - rssBefore) / N / 1024).toFixed(1) },
       fds: { before: fdsBefore, held: fdsHeld, perWorker: fdsPerWorker, perFlow: +((fdsHeld - fdsBefore) / N).toFixed(2), after: fdsAfter },
       aliveAtEnd: alive,
       echoAllMs: echoMs,
