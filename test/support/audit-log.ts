@@ -16,10 +16,10 @@ export interface AuditLine {
 
 export function readAudit(path: string): AuditLine[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AuditLine);
+  const lines = readFileSync(path, 'utf8').split('\n');
+  // the last element is '' when the file ends with a newline, else a line still being written
+  lines.pop();
+  return lines.filter(Boolean).map((l) => JSON.parse(l) as AuditLine);
 }
 
 /** Waits until the audit log holds at least `n` lines that satisfy `pred`. */
