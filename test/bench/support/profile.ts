@@ -44,7 +44,7 @@ const STAGES: [string, RegExp][] = [
   ['SSRF guard (BlockList)', /libs\/edge\/src\/ssrf\.ts/],
   ['connect upstream (resolve, Happy Eyeballs, connect())', /libs\/edge\/src\/connect\.ts|^(internalConnect|afterConnect|lookupAndConnect) /],
   ['sniff (ClientHello parse)', /libs\/sniff\//],
-  ['relay (pipe both ways)', /^(ondata|pipeOnDrain|pipe) node:internal\/streams|libs\/edge\/src\/flow\.ts:2[4-9]\d/],
+  ['relay (both ways)', /^(ondata|pipeOnDrain|pipe) node:internal\/streams|^(on(Client|Upstream)(Data|Drain|End|Close|Error)|relay|start|onIdle|closed) .*libs\/edge\/src\/flow\.ts|libs\/edge\/src\/idle\.ts/],
   ['flow handler (flow.ts, events, ids)', /libs\/edge\/src\/flow\.ts|^randomUUID /],
   ['accept (onconnection, admission)', /^onconnection |libs\/edge\/src\/proxy\.ts/],
   ['garbage collector', /^\(garbage collector\)/],
