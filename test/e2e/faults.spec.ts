@@ -306,7 +306,9 @@ describe('faults under load, nothing lost', () => {
     const [victim, survivor] = workers as [number, number];
     const listening = (pid: number): boolean => edge.lines('edge listening').some((l) => l['pid'] === pid);
     const traffic = load(4, () => ({ nodeId: 'edge-w', port: edge.port, sni: OK }), certs.ca);
-    await sleep(1_000);
+    // long enough that the workers' first event writes (connection, script load) are long done:
+    // what SIGKILL may take is then only the last few milliseconds' events (graceMs below)
+    await sleep(2_000);
 
     process.kill(victim, 'SIGKILL');
     const killedAt = Date.now();
@@ -336,7 +338,7 @@ describe('faults under load, nothing lost', () => {
     const all = checkAudit(check.lines, flows);
     const died = edge.lines('edge worker died');
     console.log(
-      `[faults] worker ${victim} SIGKILLed: replacement ${replacement} listening after ${replacedAt - killedAt} ms, ${gap.length} flows completed meanwhile ${summary(gap)}; worker ${survivor} SIGTERMed at +${termAt - killedAt} ms; ${flows.length} flows ${summary(flows)}; failed (started, ended, ms after the kill): ${JSON.stringify(failed.map((f) => [f.startedAt - killedAt, f.at - killedAt, f.errorCode ?? 'closed']))}; incomplete in the audit log: ${all.incomplete.length} (all around the kill: ${all.incomplete.every(aroundKill)}); log: ${JSON.stringify(died.map((d) => ({ signal: d['signal'], code: d['code'], restartInMs: d['restartInMs'] })))}`,
+      `[faults] worker ${victim} SIGKILLed: replacement ${replacement} listening after ${replacedAt - killedAt} ms, ${gap.length} flows completed meanwhile ${summary(gap)}; worker ${survivor} SIGTERMed at +${termAt - killedAt} ms; ${flows.length} flows ${summary(flows)}; failed (started, ended, ms after the kill): ${JSON.stringify(failed.map((f) => [f.startedAt - killedAt, f.at - killedAt, f.errorCode ?? 'closed']))}; incomplete in the audit log: ${all.incomplete.length} (all around the kill: ${all.incomplete.every(aroundKill)}) ${JSON.stringify(all.incomplete.filter((f) => !aroundKill(f)).map((f) => [f.src, f.startedAt - killedAt, f.at - killedAt, f.ok, all.lines.filter((l) => l['src'] === f.src).map((l) => `${l.event}@${String(l['nodeId'])}`)]))}; log: ${JSON.stringify(died.map((d) => ({ signal: d['signal'], code: d['code'], restartInMs: d['restartInMs'] })))}`,
     );
 
     expect(died.map((d) => d['signal'])).toEqual(['SIGKILL', null]);

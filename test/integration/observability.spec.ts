@@ -121,7 +121,7 @@ describe('observability across processes', () => {
     const traceIds = flows.map((f) => f.traceparent.split('-')[1] as string);
     expect(new Set(traceIds).size).toBe(2);
 
-    await waitFor(() => traceIds.every((t) => ['policy.decide', 'edge.flow'].every((n) => otlp.spans.some((s) => s.traceId === t && s.name === n))) && otlp.spans.some((s) => s.name === 'audit.write' && s.links.length > 0), 15_000, 100);
+    await waitFor(() => traceIds.every((t) => ['policy.decide', 'edge.flow'].every((n) => otlp.spans.some((s) => s.traceId === t && s.name === n))) && traceIds.every((t) => otlp.spans.some((s) => s.name === 'audit.write' && s.links.some((l) => l.traceId === t))), 15_000, 100);
     for (const [i, traceId] of traceIds.entries()) {
       const spans = otlp.spans.filter((s) => s.traceId === traceId);
       const root = spans.find((s) => s.name === 'edge.flow');

@@ -35,6 +35,8 @@ export const settings = {
   upstreamWorkers: Math.max(1, Number(process.env['BENCH_UPSTREAM_WORKERS'] ?? 1)),
   /** adds candidate edge-b: the same edge with this log level (e.g. warn), to measure logging in the same run */
   edgeBLogLevel: process.env['BENCH_EDGE_B_LOG_LEVEL'] ?? '',
+  /** adds candidate edge-b run from another build's dist/ (e.g. a worktree of an older commit): an in-run A/B of two builds */
+  edgeBDist: process.env['BENCH_EDGE_B_DIST'] ?? '',
   /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
   bare: process.env['BENCH_BARE'] === '1',
   /** extra node flags for the edge process, e.g. --heapsnapshot-signal=SIGUSR2 */
@@ -373,7 +375,8 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
     const startEdge = async (variant: 'a' | 'b' = 'a', extraArgs: string[] = []): Promise<Service> => {
       edgeGeneration++;
       const port = variant === 'a' ? edgePort : edgeBPort;
-      const args = [...settings.edgeNodeArgs, ...extraArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), join(ROOT, 'dist/apps/edge-proxy/main.js'), '--config', variant === 'a' ? cfgPath : cfgBPath];
+      const main = variant === 'b' && settings.edgeBDist ? join(resolve(settings.edgeBDist), 'apps/edge-proxy/main.js') : join(ROOT, 'dist/apps/edge-proxy/main.js');
+      const args = [...settings.edgeNodeArgs, ...extraArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), main, '--config', variant === 'a' ? cfgPath : cfgBPath];
       const p = launch(variant === 'a' ? 'edge-proxy' : 'edge-proxy-b', process.execPath, args, { cwd: dir, logFile: join(dir, `edge-${variant}-${edgeGeneration}.log`), ...(noFile ? { noFile } : {}) });
       if (settings.profile) {
         // the bundle may be rebuilt meanwhile: keep the source map this process started with
@@ -400,12 +403,12 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       edge = await startEdge();
       started.push(edge);
-      if (settings.edgeBLogLevel) {
+      if (settings.edgeBLogLevel || settings.edgeBDist) {
         const c = cp.config as { edge: Record<string, unknown> };
-        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel } }));
+        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel } }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        notes.push(`edge-b: the same edge build and policy service, log level ${settings.edgeBLogLevel}`);
+        notes.push(settings.edgeBDist ? `edge-b: the edge built in ${settings.edgeBDist}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}` : `edge-b: the same edge build and policy service, log level ${settings.edgeBLogLevel}`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
@@ -439,7 +442,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       skipped,
       candidates,
       port: (c) => ({ direct: upPort, edge: edgePort, 'edge-b': edgeBPort, 'node-bare': barePort, 'nginx-stream': streamPort })[c],
-      label: (c) => (c === 'edge-b' ? `edge-b (log ${settings.edgeBLogLevel})` : c === 'edge' && settings.edgeBLogLevel ? `edge (log ${settings.edgeLogLevel})` : c),
+      label: (c) => (c === 'edge-b' ? (settings.edgeBDist ? `edge-b (${settings.edgeBDist})` : `edge-b (log ${settings.edgeBLogLevel})`) : c === 'edge' && settings.edgeBLogLevel ? `edge (log ${settings.edgeLogLevel})` : c),
       proxyPids: (c) => ({ direct: [], edge: rig.edge?.pids() ?? [], 'edge-b': rig.edgeB?.pids() ?? [], 'node-bare': rig.bare?.pids() ?? [], 'nginx-stream': rig.nginxStream?.pids() ?? [] })[c],
       restartEdge: async (variant: 'a' | 'b' = 'a', extraArgs: string[] = []) => {
         const old = variant === 'a' ? rig.edge : rig.edgeB;
