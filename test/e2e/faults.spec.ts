@@ -236,7 +236,10 @@ describe('faults under load, nothing lost', () => {
       expect(startOf(f)).toMatchObject({ verdict: 'allow', reason: 'fail-open' });
     }
     expect(recoveredAt - backAt).toBeLessThan(5_000);
-    const after = flows.filter((f) => f.startedAt > recoveredAt + 500);
+    // Settled a moment after the first decision by the rules: the edge goes back from unary calls
+    // to its DecideStream a second after the stream broke, and under load that switch has been
+    // seen to cost one decision (a fresh-clone CI run, not reproduced alone)
+    const after = flows.filter((f) => f.startedAt > recoveredAt + 1_500);
     expect(after.length).toBeGreaterThan(5);
     for (const f of after) expect(startOf(f)).toMatchObject({ verdict: 'allow', reason: expect.stringMatching(/^rule$/) });
     expect(check.incomplete.map((f) => `${f.nodeId} ${f.src}`)).toEqual([]);
