@@ -216,7 +216,7 @@ describe('faults under load, nothing lost', () => {
       return recovered['edge-closed'] !== undefined && recovered['edge-open'] !== undefined;
     }, 10_000, 50);
     const recoveredAt = Math.max(...Object.values(recovered));
-    await sleep(1_000);
+    await sleep(2_500);
     const flows = await traffic.stop();
     const check = await settleAudit(() => readAudit(stack.auditLog), flows);
     const outage = (node: string): ClientFlow[] => flows.filter((f) => f.nodeId === node && f.startedAt > killedAt + 500 && f.at < restartAt);
