@@ -23,10 +23,13 @@ export function writeConfig(dir: string, name: string, config: unknown): string 
   return path;
 }
 
-export function startApp(app: 'edge-proxy' | 'policy-service' | 'audit-service' | 'cli', args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+/** `nofile`: run under `prlimit --nofile=N:N`, so the process has that open-files limit from its first instruction. */
+export function startApp(app: 'edge-proxy' | 'policy-service' | 'audit-service' | 'cli', args: string[], env: NodeJS.ProcessEnv = {}, opts: { nofile?: number } = {}): Proc {
   const main = join(ROOT, 'dist/apps', app, 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  const child = spawn(process.execPath, [main, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, main, ...args];
+  if (opts.nofile) argv.unshift('prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--');
+  const child = spawn(argv[0] as string, argv.slice(1), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { tlsFlow } from './proc-stack';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -154,30 +154,9 @@ export function sendConn(port: number, chunks: Buffer[], after: 'end' | 'reset' 
 }
 
 /** One full TLS handshake through the edge (client to server and back), timed to the reply's end. */
-export function legitHandshake(port: number, servername: string, ca: Buffer, timeoutMs = 10_000): Promise<{ ok: boolean; ms: number; body: string; error?: string }> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    let body = '';
-    let done = false;
-    const finish = (ok: boolean, error?: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve({ ok, ms: performance.now() - t0, body, ...(error ? { error } : {}) });
-    };
-    const s = tlsConnect({ port, host: '127.0.0.1', servername, ca });
-    const timer = setTimeout(() => {
-      s.destroy();
-      finish(false, 'TIMEOUT');
-    }, timeoutMs);
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (body += d));
-    s.on('end', () => {
-      s.end();
-      finish(body.length > 0);
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => finish(false, e.code ?? e.message));
-  });
+export async function legitHandshake(port: number, servername: string, ca: Buffer, timeoutMs = 10_000): Promise<{ ok: boolean; ms: number; body: string; error?: string }> {
+  const f = await tlsFlow('', port, servername, ca, timeoutMs);
+  return { ok: f.ok, ms: f.ms, body: f.body, ...(f.errorCode ? { error: f.errorCode } : {}) };
 }
 
 // ---- ClientHello surgery ------------------------------------------------------------------

@@ -1,7 +1,6 @@
 // Portcullis as separate processes on a real Redis, for fault injection and soak runs: members
 // that can be killed, paused and restarted on the same ports, Prometheus scrapes, and a TLS
 // client whose flows can be found again in the audit log (by node and source port).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,37 +8,14 @@ import { connect as tlsConnect } from 'node:tls';
 import { freePort, waitFor } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
 import type { AuditLine } from '../../support/audit-log';
-import { ROOT, startApp, waitForOutput, writeConfig } from '../../support/processes';
+import { startApp, waitForOutput, writeConfig } from '../../support/processes';
 import type { Proc } from '../../support/processes';
 
 export type App = 'edge-proxy' | 'policy-service' | 'audit-service';
 
-/** startApp, run under `prlimit --nofile=N:N` when `nofile` is given: the process has that open-files limit from its first instruction. */
+/** startApp, under `prlimit --nofile=N:N` when `nofile` is given. */
 function launch(app: App, args: string[], nofile?: number): Proc {
-  if (!nofile) return startApp(app, args);
-  const child = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, '--', process.execPath, join(ROOT, 'dist/apps', app, 'main.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return {
-    name: app,
-    child,
-    output,
-    stop: async (graceMs = 5_000) => {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-    kill: async () => {
-      if (child.exitCode !== null || child.signalCode) return;
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return startApp(app, args, {}, nofile ? { nofile } : {});
 }
 
 /** One service process that can be stopped, killed, paused and started again with the same config. */
