@@ -7,6 +7,7 @@ import { ACCESS_DENIED_ALERT } from '@portcullis/edge';
 import { buildClientHello, defaultExtensions, helloExtensions } from '@portcullis/sniff';
 import { makeCerts, startTlsUpstream, waitFor } from '@portcullis/testing';
 import type { TestCerts, TlsUpstream } from '@portcullis/testing';
+import { oversizedHello } from '../soak/support/hostile';
 import { captureHello } from '../support/hello';
 import { startStack } from '../support/stack';
 import type { Stack } from '../support/stack';
@@ -103,18 +104,7 @@ describe('edge sniff stage', () => {
 
   it('a 70 KiB hello is refused cleanly at the 64 KiB cap, and the proxy keeps serving', async () => {
     // one ClientHello whose handshake header declares 70 KiB, spread over 16 KiB records
-    const total = 70 * 1024;
-    const hs = Buffer.alloc(4 + total, 0x41);
-    hs[0] = 0x01;
-    hs.writeUIntBE(total, 1, 3);
-    hs.writeUInt16BE(0x0303, 4);
-    const records: Buffer[] = [];
-    for (let off = 0; off < hs.length; off += 16_384) {
-      const frag = hs.subarray(off, off + 16_384);
-      const h = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
-      h.writeUInt16BE(frag.length, 3);
-      records.push(Buffer.concat([h, frag]));
-    }
+    const records = oversizedHello(70 * 1024);
     const r = await rawClient(stack.port(), records, 2);
     expect(r.closedAfterMs).toBeLessThan(SNIFF_MS + 200);
     // a fatal TLS alert, not a hang or a reset
