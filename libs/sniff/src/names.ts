@@ -50,7 +50,17 @@ function endsInNumber(name: string): boolean {
  * and never an IP literal (nor anything a URL parser would read as one, such as "127.1").
  */
 export function normalizeName(raw: string): NameResult {
-  return plainName(raw) ?? checkName(raw);
+  const name = plainName(raw);
+  return name === undefined ? checkName(raw) : { ok: true, name };
+}
+
+/**
+ * normalizeName's answer for an ordinary valid name, as the bare string: `raw` itself (no allocation at
+ * all) when it is already canonical, as a name the edge has normalised once is. undefined does not mean
+ * invalid, only unusual: ask normalizeName, which decides and explains. For per-decision paths.
+ */
+export function normalizeNameFast(raw: string): string | undefined {
+  return plainName(raw);
 }
 
 /**
@@ -59,7 +69,7 @@ export function normalizeName(raw: string): NameResult {
  * Anything unusual (a numeric or hex last label, odd characters, bad label lengths) returns
  * undefined and gets the full check, which decides and explains.
  */
-function plainName(raw: string): NameResult | undefined {
+function plainName(raw: string): string | undefined {
   let end = raw.length;
   if (end > 0 && raw.charCodeAt(end - 1) === 0x2e) end--;
   if (end === 0 || end > MAX_NAME) return undefined;
@@ -88,7 +98,7 @@ function plainName(raw: string): NameResult | undefined {
   }
   if (digits || (raw.charCodeAt(start) === 0x30 && (raw.charCodeAt(start + 1) | 0x20) === 0x78)) return undefined;
   const name = end === raw.length ? raw : raw.slice(0, end);
-  return { ok: true, name: upper ? name.toLowerCase() : name };
+  return upper ? name.toLowerCase() : name;
 }
 
 function checkName(raw: string): NameResult {
