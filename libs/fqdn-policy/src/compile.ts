@@ -1,8 +1,8 @@
 // compile: a validated profile into a decider whose per-decision cost does not grow with the number
 // of names. decide: ECH -> no name -> invalid name -> first matching rule -> default. Decisions for a
 // rule, the default, ECH and no-SNI are built once here and shared, so the hot path allocates nothing
-// beyond what normalizeName itself does.
-import { normalizeName } from '@portcullis/sniff';
+// for a name already in canonical form (normalizeNameFast hands it back as it is).
+import { normalizeName, normalizeNameFast } from '@portcullis/sniff';
 import type { NameResult } from '@portcullis/sniff';
 import { cidrTableContains, formatIp, parseCidr, parseIpInto } from './cidr';
 import { patternMatches, type PatternKind } from './name-pattern';
@@ -25,6 +25,7 @@ export class PolicyCompileError extends Error {
 // Imported bindings are read once into module locals: a CommonJS transpile (tsx, vitest) turns every
 // read of an imported binding into a getter call, which is measurable on the per-decision path.
 const normalize = normalizeName;
+const normalizeFast = normalizeNameFast;
 const OFFSET = FNV_OFFSET;
 const PRIME = FNV_PRIME;
 const WIDTH = SLOT_WIDTH;
@@ -99,7 +100,7 @@ export function compileProfile(input: Profile): CompiledPolicy {
       scanRegex.push(null);
     }
   }
-  const { filter, filterMask, slots, keys, mask, lists } = table.build();
+  const { filter, filterMask, slots, chars, mask, lists } = table.build();
   const scanIdx = Int32Array.from(scan);
 
   // decisions, built once
@@ -175,31 +176,42 @@ export function compileProfile(input: Profile): CompiledPolicy {
     let best = ruleCount;
     const len = name.length;
     let h = OFFSET;
-    for (let i = len - 1; i >= 0; i--) {
-      h = Math.imul(h ^ name.charCodeAt(i), PRIME);
-      if (i !== 0 && name.charCodeAt(i - 1) !== 46) continue;
-      // `h` is now the hash of the suffix name[i..]; the prefilter (filterBit, inlined), then the table (slotOf, inlined)
-      const bit = (Math.imul(h, 0x9e3779b1) >>> 7) & filterMask;
-      if (((filter[bit >>> 5] as number) & (1 << (bit & 31))) === 0) continue;
-      let x = h ^ (h >>> 16);
-      x = Math.imul(x, 0x85ebca6b);
-      x ^= x >>> 13;
-      x = Math.imul(x, 0xc2b2ae35);
-      let slot = (x ^ (x >>> 16)) & mask;
-      for (;;) {
-        const at = slot * WIDTH;
-        const k = slots[at + 1] as number;
-        if (k === 0) break;
-        if (slots[at] === h) {
-          const key = keys[k - 1] as string;
-          if (key.length === len - i && name.endsWith(key)) {
-            const v = slots[at + (i === 0 ? 2 : 3)] as number;
-            if (v !== NONE) best = firstOk(v, best, port, sourceIp);
-            break;
-          }
-        }
-        slot = (slot + 1) & mask;
+    // one read of each character, last to first; at each dot (and at the start) `h` is the hash of the
+    // label suffix name[from..], which is looked up: the prefilter (filterBit, inlined), then the table (slotOf, inlined)
+    for (let i = len - 1; i >= -1; i--) {
+      const c = i >= 0 ? name.charCodeAt(i) : 46;
+      if (c !== 46) {
+        h = Math.imul(h ^ c, PRIME);
+        continue;
       }
+      const from = i + 1;
+      const bit = (Math.imul(h, 0x9e3779b1) >>> 7) & filterMask;
+      if (((filter[bit >>> 5] as number) & (1 << (bit & 31))) !== 0) {
+        let x = h ^ (h >>> 16);
+        x = Math.imul(x, 0x85ebca6b);
+        x ^= x >>> 13;
+        x = Math.imul(x, 0xc2b2ae35);
+        let slot = (x ^ (x >>> 16)) & mask;
+        for (;;) {
+          const at = slot * WIDTH;
+          const k = slots[at + 1] as number;
+          if (k === 0) break;
+          if (slots[at] === h) {
+            // keyEquals, inlined: the packed key (length byte, characters) against name[from..]
+            const off = k - 1;
+            const n = len - from;
+            let j = 0;
+            if (chars[off] === n) while (j < n && chars[off + 1 + j] === name.charCodeAt(from + j)) j++;
+            if (j === n) {
+              const v = slots[at + (from === 0 ? 2 : 3)] as number;
+              if (v !== NONE) best = firstOk(v, best, port, sourceIp);
+              break;
+            }
+          }
+          slot = (slot + 1) & mask;
+        }
+      }
+      h = Math.imul(h ^ 46, PRIME);
     }
     for (let s = 0; s < scanIdx.length; s++) {
       const r = scanIdx[s] as number;
@@ -216,9 +228,13 @@ export function compileProfile(input: Profile): CompiledPolicy {
     if (input.ech === true && input.echGrease !== true) return echDecision;
     const raw = input.name;
     if (raw === undefined || raw === '') return noNameDecision(input.noNameReason || 'no-sni');
-    const n = normalize(raw);
-    if (!n.ok) return invalidDecision(n);
-    const r = match(n.name, input.port, input.sourceIp);
+    let name = normalizeFast(raw);
+    if (name === undefined) {
+      const n = normalize(raw);
+      if (!n.ok) return invalidDecision(n);
+      name = n.name;
+    }
+    const r = match(name, input.port, input.sourceIp);
     return r < ruleCount ? (ruleDecisions[r] as Decision) : defaultDecision;
   };
 
