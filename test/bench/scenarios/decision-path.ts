@@ -6,6 +6,8 @@
 //     - fully cold: neither cache has it (Redis GET miss, evaluation, Redis SET)
 //   throughput: Decide calls/s one policy replica sustains, many in flight, over DecideStream vs
 //     unary, with the generated gRPC client (names from a working set already in the Redis cache).
+// BENCH_POLICY_B_DIST=<other build's dist/>: a second policy-service from that build (same
+// redis-server, its own key prefix) measured in the same interleaved rounds: an in-run A/B.
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -13,16 +15,17 @@ import type * as Contracts from '@portcullis/contracts';
 import type * as Edge from '@portcullis/edge';
 import type { BenchRow, BenchScenario } from '../types';
 import { installAliases } from '../support/aliases';
-import { cpuMs, registerTempDir, removeTempDir } from '../support/procs';
+import { cpuMs, launch, registerTempDir, removeTempDir, waitForLog } from '../support/procs';
 import { loadAverage, machine, pairedRatios, pick, targetValueRow, valueRow } from '../support/report';
-import { checkBuild, settings, SNI, startControlPlane } from '../support/rig';
+import { checkBuild, freePort, settings, SNI, startControlPlane } from '../support/rig';
 import type { ControlPlane } from '../support/rig';
 import { interleave, median, percentileSorted, sig } from '../support/stats';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
 
 const L1_CALLS = 100_000;
 const MISS_CALLS = 4_000;
@@ -30,6 +33,8 @@ const WORKING_SET = 10_000;
 const STREAMS = 4;
 const STREAM_WINDOW = 256;
 const UNARY_IN_FLIGHT = 256;
+/** another build's dist/ whose policy-service is measured beside ours (candidates with suffix -b) */
+const POLICY_B_DIST = process.env['BENCH_POLICY_B_DIST'] ?? '';
 
 type Dist = { p50: number; p99: number; mean: number };
 
@@ -162,20 +167,45 @@ const scenario: BenchScenario = {
       removeTempDir(dir, settings.keep);
       throw err;
     }
-    const address = `127.0.0.1:${cp.policy.port}`;
     const redis = new Redis(cp.redis.port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 });
-    const mkClient = (nodeId: string): Edge.DecisionClient => {
+    const mkClient = (address: string, nodeId: string): Edge.DecisionClient => {
       // `as`: the options grow while the edge is being built; the bench sets what it knows
       const opts = { address, nodeId, decideTimeoutMs: 2_000, l1Size: 1_000_000, failMode: 'closed', serveStaleMs: 0, log } as ConstructorParameters<typeof edge.DecisionClient>[0];
       const d = new edge.DecisionClient(opts);
       d.start();
       return d;
     };
-    const measured = mkClient('bench-measured');
-    const warmer = mkClient('bench-warmer');
     const { PolicyDecision } = contracts.loadContracts().portcullis.v1;
-    const raw = new PolicyDecision(address, grpc.credentials.createInsecure());
+    /** one policy service under test: ours (tag '') or the B build's ('-b') */
+    interface Target {
+      tag: '' | '-b';
+      label: string;
+      pids: () => number[];
+      measured: Edge.DecisionClient;
+      warmer: Edge.DecisionClient;
+      raw: Contracts.PolicyDecisionClient;
+    }
+    const target = (tag: Target['tag'], label: string, port: number, pids: () => number[]): Target => {
+      const address = `127.0.0.1:${port}`;
+      return { tag, label, pids, measured: mkClient(address, `bench-measured${tag}`), warmer: mkClient(address, `bench-warmer${tag}`), raw: new PolicyDecision(address, grpc.credentials.createInsecure()) };
+    };
+    const targets: Target[] = [];
+    let policyB: ReturnType<typeof launch> | undefined;
     try {
+      targets.push(target('', 'this build', cp.policy.port, cp.policy.pids));
+      if (POLICY_B_DIST) {
+        // same redis-server, its own key prefix: its own policy store and verdict cache
+        const port = await freePort();
+        const cfg = cp.config as { redis: Record<string, unknown>; policy: Record<string, unknown> };
+        const path = join(dir, 'policy-b.yaml');
+        writeFileSync(path, stringify({ ...cfg, redis: { ...cfg.redis, keyPrefix: 'bench-b' }, policy: { ...cfg.policy, listen: `127.0.0.1:${port}` }, log: { level: 'info' } }));
+        const main = join(resolve(POLICY_B_DIST), 'apps/policy-service/main.js');
+        const pb = launch('policy-service-b', process.execPath, [main, '--config', path], { cwd: dir, logFile: join(dir, 'policy-b.log') });
+        policyB = pb;
+        await waitForLog(pb, 'policy-service listening');
+        targets.push(target('-b', `B (${POLICY_B_DIST})`, port, () => [pb.pid]));
+        notes.push(`policy-service B: ${main}, same redis-server (key prefix bench-b), measured in the same interleaved rounds; rows marked B, ratio = this build / B in the same round`);
+      }
       const input = (name: string): Edge.DecideInput => ({ sni: name, connectHost: '', port: 443, sourceIp: '10.9.8.7', protocol: 'tls', ech: false, echGrease: false, noNameReason: '', listener: 'tls', flowId: 'bench', traceparent: '' }) as Edge.DecideInput;
       const hitInput = input(SNI);
       const sources = new Map<string, number>();
@@ -184,41 +214,48 @@ const scenario: BenchScenario = {
         sources.set(v.source, (sources.get(v.source) ?? 0) + 1);
         if (v.verdict !== 'allow') throw new Error(`bench name ${i.sni} was not allowed: ${v.reason} ${v.detail}`);
       };
-      const rawDecide = (name: string): Promise<Contracts.DecideResponse__Output | undefined> =>
+      const rawDecide = (raw: Contracts.PolicyDecisionClient, name: string): Promise<Contracts.DecideResponse__Output | undefined> =>
         new Promise((r) => raw.Decide(request(name), { deadline: Date.now() + 5_000 }, (err, res) => r(err ? undefined : res)));
 
       // warm-up: JIT for every path, the streams open, the verdict for the L1 name
-      await decide(measured, hitInput);
-      for (let i = 0; i < 500; i++) await decide(measured, input(`warm${i}.${SNI}`));
-      for (let i = 0; i < 500; i++) await decide(warmer, input(`warm${i}.${SNI}`));
-      for (let i = 0; i < 20_000; i++) await decide(measured, hitInput);
+      for (const t of targets) {
+        await decide(t.measured, hitInput);
+        for (let i = 0; i < 500; i++) await decide(t.measured, input(`warm${i}.${SNI}`));
+        for (let i = 0; i < 500; i++) await decide(t.warmer, input(`warm${i}.${SNI}`));
+      }
+      const A = targets[0] as Target;
+      const B = targets[1];
+      for (let i = 0; i < 20_000; i++) await decide(A.measured, hitInput);
       for (let i = 0; i < 2_000; i++) await redis.get(`bench:none:${i}`);
       sources.clear();
 
-      // latency, interleaved: baselines, L1 hit, Redis-cache hit, cold
-      type Kind = 'await-floor' | 'redis-get' | 'l1-hit' | 'redis-hit' | 'cold';
-      const kinds: Kind[] = ['await-floor', 'redis-get', 'l1-hit', 'redis-hit', 'cold'];
+      // latency, interleaved: baselines, L1 hit, Redis-cache hit, cold (and B's Redis-cache hit and cold)
+      type Kind = 'await-floor' | 'redis-get' | 'l1-hit' | 'redis-hit' | 'cold' | 'redis-hit-b' | 'cold-b';
+      const kinds: Kind[] = ['await-floor', 'redis-get', 'l1-hit', 'redis-hit', 'cold', ...(B ? (['redis-hit-b', 'cold-b'] as const) : [])];
       const lat = await interleave(kinds, settings.rounds, async (k, round): Promise<Dist> => {
         collect();
+        const t = k.endsWith('-b') ? (B as Target) : A;
         switch (k) {
           case 'await-floor':
             return timeEach(L1_CALLS, () => Promise.resolve(1));
           case 'redis-get':
             return timeEach(MISS_CALLS, (i) => redis.get(`bench:none:${i}`));
           case 'l1-hit':
-            return timeEach(L1_CALLS, () => decide(measured, hitInput));
-          case 'redis-hit': {
+            return timeEach(L1_CALLS, () => decide(A.measured, hitInput));
+          case 'redis-hit':
+          case 'redis-hit-b': {
             // another edge (its own L1) decides the names first: the service caches them in Redis
-            const names = Array.from({ length: MISS_CALLS }, (_, i) => `r${round}-${i}.${SNI}`);
-            for (const n of names) await decide(warmer, input(n));
+            const names = Array.from({ length: MISS_CALLS }, (_, i) => `r${round}${t.tag}-${i}.${SNI}`);
+            for (const n of names) await decide(t.warmer, input(n));
             await new Promise((r) => setTimeout(r, 300)); // the service's SETs are fire-and-forget
             collect();
-            const sample = await Promise.all(names.slice(0, 20).map((n) => rawDecide(n)));
-            if (!sample.every((s) => s?.cache_hit)) notes.push(`round ${round + 1}: not every warmed name was a Redis hit (${sample.filter((s) => s?.cache_hit).length}/20)`);
-            return timeEach(MISS_CALLS, (i) => decide(measured, input(names[i] as string)));
+            const sample = await Promise.all(names.slice(0, 20).map((n) => rawDecide(t.raw, n)));
+            if (!sample.every((s) => s?.cache_hit)) notes.push(`round ${round + 1} ${k}: not every warmed name was a Redis hit (${sample.filter((s) => s?.cache_hit).length}/20)`);
+            return timeEach(MISS_CALLS, (i) => decide(t.measured, input(names[i] as string)));
           }
           case 'cold':
-            return timeEach(MISS_CALLS, (i) => decide(measured, input(`c${round}-${i}.${SNI}`)));
+          case 'cold-b':
+            return timeEach(MISS_CALLS, (i) => decide(t.measured, input(`c${round}${t.tag}-${i}.${SNI}`)));
         }
       });
       const l1Sources = [...sources.entries()].map(([s, n]) => `${s} ${n}`).join(', ');
@@ -233,6 +270,16 @@ const scenario: BenchScenario = {
         valueRow('baseline: one ioredis GET p50 (bench → redis)', pick(lat['redis-get'], (d) => d.p50), 'µs', { baseline: pick(lat['redis-get'], (d) => d.p50) }),
         valueRow('baseline: one ioredis GET p99', pick(lat['redis-get'], (d) => d.p99), 'µs', { baseline: pick(lat['redis-get'], (d) => d.p99) }),
       );
+      if (B) {
+        // ratio: this build / B, paired by round
+        const ab = (name: string, a: Dist[], b: Dist[], key: (d: Dist) => number): BenchRow => ({ ...valueRow(`B: ${name}`, pick(b, key), 'µs'), ratio: median(pairedRatios(pick(a, key), pick(b, key))) });
+        rows.push(
+          ab('L1 miss, Redis-cache hit p50', lat['redis-hit'], lat['redis-hit-b'], (d) => d.p50),
+          ab('L1 miss, Redis-cache hit p99', lat['redis-hit'], lat['redis-hit-b'], (d) => d.p99),
+          ab('cold decision p50', lat.cold, lat['cold-b'], (d) => d.p50),
+          ab('cold decision p99', lat.cold, lat['cold-b'], (d) => d.p99),
+        );
+      }
       notes.push(
         `latency: sequential, one decision at a time, a full GC of the bench process before each phase; L1 hit ${L1_CALLS} calls per round, Redis-hit and cold ${MISS_CALLS} fresh names per round; ${settings.rounds} rounds interleaved; the p50/p99 rows are medians over rounds of each round's percentile; ratio for miss paths = to one raw ioredis GET in the same run; verdict sources seen: ${l1Sources}`,
         `mean latencies: L1 hit ${sig(median(pick(lat['l1-hit'], (d) => d.mean)))} µs, Redis-cache hit ${sig(median(pick(lat['redis-hit'], (d) => d.mean)))} µs, cold ${sig(median(pick(lat.cold, (d) => d.mean)))} µs`,
@@ -240,12 +287,19 @@ const scenario: BenchScenario = {
 
       // throughput of one replica: working set cached in Redis first
       const ws = Array.from({ length: WORKING_SET }, (_, i) => `w${i}.${SNI}`);
-      for (let i = 0; i < ws.length; i += 200) await Promise.all(ws.slice(i, i + 200).map((n) => rawDecide(n)));
+      for (const t of targets) for (let i = 0; i < ws.length; i += 200) await Promise.all(ws.slice(i, i + 200).map((n) => rawDecide(t.raw, n)));
       await new Promise((r) => setTimeout(r, 500));
       const seconds = Math.max(3, Math.round(settings.seconds / 2));
-      await sustain(raw, 'stream', ws, 1, cp.policy.pids());
-      await sustain(raw, 'unary', ws, 1, cp.policy.pids());
-      const thr = await interleave(['stream', 'unary'] as const, settings.rounds, (m) => sustain(raw, m, ws, seconds, cp.policy.pids()));
+      for (const t of targets) {
+        await sustain(t.raw, 'stream', ws, 1, t.pids());
+        await sustain(t.raw, 'unary', ws, 1, t.pids());
+      }
+      type Mode = 'stream' | 'unary' | 'stream-b' | 'unary-b';
+      const modes: Mode[] = ['stream', 'unary', ...(B ? (['stream-b', 'unary-b'] as const) : [])];
+      const thr = await interleave(modes, settings.rounds, (m) => {
+        const t = m.endsWith('-b') ? (B as Target) : A;
+        return sustain(t.raw, m.startsWith('stream') ? 'stream' : 'unary', ws, seconds, t.pids());
+      });
       rows.push(
         targetValueRow('Decide calls/s over DecideStream (one replica)', pick(thr.stream, (r) => r.perS), 'decisions/s', '>=', 20_000, { ratio: median(pick(thr.stream, (r) => r.perS)) / median(pick(thr.unary, (r) => r.perS)) }),
         valueRow('Decide calls/s unary (one replica)', pick(thr.unary, (r) => r.perS), 'decisions/s', { baseline: pick(thr.unary, (r) => r.perS) }),
@@ -254,7 +308,16 @@ const scenario: BenchScenario = {
         valueRow('unary calls per policy-service CPU-second', pick(thr.unary, (r) => r.perS / r.policyCores), 'decisions/s'),
         valueRow('DecideStream / unary calls/s (same round)', pairedRatios(pick(thr.stream, (r) => r.perS), pick(thr.unary, (r) => r.perS)), '×'),
       );
-      for (const m of ['stream', 'unary'] as const) {
+      if (B) {
+        const ab = (name: string, a: RateResult[], b: RateResult[], key: (r: RateResult) => number): BenchRow => ({ ...valueRow(`B: ${name}`, pick(b, key), 'decisions/s'), ratio: median(pairedRatios(pick(a, key), pick(b, key))) });
+        rows.push(
+          ab('Decide calls/s over DecideStream', thr.stream, thr['stream-b'], (r) => r.perS),
+          ab('Decide calls/s unary', thr.unary, thr['unary-b'], (r) => r.perS),
+          ab('DecideStream calls per policy-service CPU-second', thr.stream, thr['stream-b'], (r) => r.perS / r.policyCores),
+          ab('unary calls per policy-service CPU-second', thr.unary, thr['unary-b'], (r) => r.perS / r.policyCores),
+        );
+      }
+      for (const m of modes) {
         const r = thr[m];
         notes.push(
           `${m}: policy-service CPU ${sig(median(pick(r, (x) => x.policyCores)))} cores, load client ${sig(median(pick(r, (x) => x.clientCores)))} cores, ${sig(median(pick(r, (x) => x.cacheHitPct)))}% Redis-cache hits, ${pick(r, (x) => x.errors).reduce((a, b) => a + b, 0)} errors`,
@@ -264,10 +327,13 @@ const scenario: BenchScenario = {
         `throughput: generated grpc-js client in the bench process, ${STREAMS} DecideStreams × ${STREAM_WINDOW} in flight vs ${UNARY_IN_FLIGHT} unary calls in flight, names cycling over a ${WORKING_SET}-name working set already in the Redis verdict cache, ${seconds} s per round, ${settings.rounds} rounds interleaved; the client, the policy-service and redis-server share the machine's cores (policy-service near 1.0 core = the replica is the limit); ratio = to unary; load average at the end ${loadAverage()}`,
       );
     } finally {
-      measured.close();
-      warmer.close();
-      raw.close();
+      for (const t of targets) {
+        t.measured.close();
+        t.warmer.close();
+        t.raw.close();
+      }
       redis.disconnect();
+      await policyB?.stop(3_000);
       await cp.policy.proc.stop(3_000);
       await cp.redis.proc.stop(3_000);
       removeTempDir(dir, settings.keep);
