@@ -12,15 +12,13 @@ import type { VerdictCache } from './verdict-cache';
 
 export interface DecisionOptions {
   verdictTtlMs: number;
-  /** How long a Redis cache lookup may take before we just evaluate. */
-  cacheBudgetMs: number;
 }
 
 /** Every input the verdict may depend on, and nothing else. */
 export function cacheKey(req: DecideRequest__Output, active: ActiveVersion): string {
   const name = req.connect_host || req.sni;
   const c = active.compiled;
-  return [name, c.usesPorts ? req.port : '', c.usesSources ? req.source_ip : '', req.ech ? (req.ech_grease ? 'g' : 'e') : '', name ? '' : req.no_name_reason].join('|');
+  return `${name}|${c.usesPorts ? req.port : ''}|${c.usesSources ? req.source_ip : ''}|${req.ech ? (req.ech_grease ? 'g' : 'e') : ''}|${name ? '' : req.no_name_reason}`;
 }
 
 export function toResponse(d: Decision, version: number, ttlMs: number, cacheHit: boolean): DecideResponse {
@@ -38,22 +36,6 @@ export function toResponse(d: Decision, version: number, ttlMs: number, cacheHit
   };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(undefined), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      () => {
-        clearTimeout(t);
-        resolve(undefined);
-      },
-    );
-  });
-}
-
 const tracer = trace.getTracer('portcullis-policy');
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
@@ -64,10 +46,20 @@ function parentContext(traceparent: string): Context {
   return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1] as string, spanId: m[2] as string, traceFlags: parseInt(m[3] as string, 16) & TraceFlags.SAMPLED, isRemote: true });
 }
 
+/** Most distinct cached verdicts kept parsed (a profile has about as many as it has rules). */
+const MAX_PARSED = 1_000;
+
 export class Decider {
   private readonly m = meter();
   private readonly decisions = this.m.createCounter('portcullis_decisions_total', { description: 'Decisions answered, by verdict and reason' });
   private readonly cacheLookups = this.m.createCounter('portcullis_verdict_cache_total', { description: 'Shared verdict cache lookups' });
+  /**
+   * Verdicts carry no name, so a profile yields few distinct ones: each is turned into a response
+   * and its cache text once, not per decision. Keyed by the engine's Decision (built once per
+   * compiled profile) and, for cache hits, by the text read from Redis.
+   */
+  private readonly built = new WeakMap<Decision, { version: number; ttlMs: number; response: DecideResponse; text: string }>();
+  private readonly parsed = new Map<string, DecideResponse>();
 
   constructor(
     private readonly active: ActivePolicy,
@@ -92,12 +84,12 @@ export class Decider {
     const active = this.active.current;
     if (!active) throw grpcError(grpc.status.UNAVAILABLE, 'no policy loaded');
     const key = cacheKey(req, active);
-    const hit = await withTimeout(this.cache.get(active.version, key), this.opts.cacheBudgetMs);
+    const hit = await this.cache.get(active.version, key);
     this.cacheLookups.add(1, { result: hit ? 'hit' : 'miss' });
     if (hit) {
-      const cached = JSON.parse(hit) as DecideResponse;
+      const cached = this.fromCache(hit);
       this.decisions.add(1, { verdict: cached.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny', reason: cached.reason ?? '' });
-      return { ...cached, cache_hit: true };
+      return cached;
     }
     const decision = active.compiled.decide({
       name: req.connect_host || req.sni || undefined,
@@ -107,10 +99,27 @@ export class Decider {
       echGrease: req.ech_grease,
       noNameReason: req.no_name_reason || undefined,
     });
-    const response = toResponse(decision, active.version, this.opts.verdictTtlMs, false);
+    const ttlMs = this.opts.verdictTtlMs;
+    let b = this.built.get(decision);
+    if (!b || b.version !== active.version || b.ttlMs !== ttlMs) {
+      const response = toResponse(decision, active.version, ttlMs, false);
+      b = { version: active.version, ttlMs, response, text: JSON.stringify(response) };
+      this.built.set(decision, b);
+    }
     this.decisions.add(1, { verdict: decision.verdict, reason: decision.reason });
-    this.cache.set(active.version, key, JSON.stringify(response), this.opts.verdictTtlMs);
-    return response;
+    this.cache.set(active.version, key, b.text, ttlMs);
+    return b.response;
+  }
+
+  /** The response for a cache entry's text (shared between calls: never modified). */
+  private fromCache(text: string): DecideResponse {
+    let r = this.parsed.get(text);
+    if (!r) {
+      r = { ...(JSON.parse(text) as DecideResponse), cache_hit: true };
+      if (this.parsed.size >= MAX_PARSED) this.parsed.clear();
+      this.parsed.set(text, r);
+    }
+    return r;
   }
 }
 

@@ -12,6 +12,9 @@ import type { PolicyStore } from './store';
 import { MemoryVerdictCache, RedisVerdictCache } from './verdict-cache';
 import type { VerdictCache } from './verdict-cache';
 
+/** How long a Redis verdict-cache lookup may take before the replica just evaluates (Redis slow or stalled). */
+const CACHE_BUDGET_MS = 20;
+
 export interface PolicyServiceHandle {
   port: number;
   address: string;
@@ -52,7 +55,7 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
       redis = connectRedis(config.redis);
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
       store ??= new RedisPolicyStore(redis, { prefix: config.redis.keyPrefix, historyLimit: config.policy.historyLimit });
-      cache ??= new RedisVerdictCache(redis, config.redis.keyPrefix, (err) => log.debug({ err }, 'verdict cache write failed'));
+      cache ??= new RedisVerdictCache(redis, { prefix: config.redis.keyPrefix, budgetMs: CACHE_BUDGET_MS, onError: (err) => log.debug({ err }, 'verdict cache failed') });
     } else {
       store ??= new MemoryPolicyStore(config.policy.historyLimit);
       cache ??= new MemoryVerdictCache();
@@ -63,7 +66,7 @@ export async function startPolicyService(config: Readonly<PortcullisConfig>, dep
   meter()
     .createObservableGauge('portcullis_policy_version', { description: 'Policy version this replica answers with' })
     .addCallback((r) => r.observe(active.current?.version ?? 0));
-  const decider = new Decider(active, cache, { verdictTtlMs: config.policy.verdictTtlMs, cacheBudgetMs: 20 });
+  const decider = new Decider(active, cache, { verdictTtlMs: config.policy.verdictTtlMs });
   const decision = decisionHandlers(decider, active, log);
   const contracts = loadContracts();
   const v1 = contracts.portcullis.v1;
