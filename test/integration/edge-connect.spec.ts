@@ -93,46 +93,90 @@ function tcpUpstream(script: (s: Socket, got: Buffer[]) => void): Promise<{ serv
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: (server.address() as AddressInfo).port, got })));
 }
 
-describe('edge relay: half-close', () => {
+// Both data planes: the native relay thread (the default) and the JavaScript relay (edge.relay:
+// node, and every CONNECT/SOCKS tunnel) must behave the same.
+const RELAYS = ['native', 'node'] as const;
+
+describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
   let stack: Stack;
   let hello: Buffer;
   const BIG = 4 * 1024 * 1024;
   let clientFirst: Awaited<ReturnType<typeof tcpUpstream>>;
   let serverFirst: Awaited<ReturnType<typeof tcpUpstream>>;
+  let resetter: Awaited<ReturnType<typeof tcpUpstream>>;
+  const upstreamClosed: Promise<void>[] = [];
 
   beforeAll(async () => {
     hello = await captureHello('half.test');
+    // resets the connection as soon as the client's first bytes arrive
+    resetter = await tcpUpstream((s) => s.once('data', () => s.resetAndDestroy()));
     // replies only after the client has shut down its write side
-    clientFirst = await tcpUpstream((s) => s.on('end', () => s.end(Buffer.alloc(BIG, 0x61))));
+    clientFirst = await tcpUpstream((s) => {
+      upstreamClosed.push(new Promise((r) => s.once('close', () => r())));
+      s.on('end', () => s.end(Buffer.alloc(BIG, 0x61)));
+    });
     // sends everything and half-closes at once, then keeps reading
     serverFirst = await tcpUpstream((s) => s.end(Buffer.alloc(1000, 0x62)));
     stack = await startStack(profile('  - id: half\n    action: allow\n    fqdns: ["half.test"]\n    allowPrivate: ["127.0.0.0/8"]\n'), {
       listeners: [
         { name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: clientFirst.port },
         { name: 'server-first', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: serverFirst.port },
+        { name: 'reset', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: resetter.port },
       ],
       resolve: { 'half.test': ['127.0.0.1'] },
+      relay,
     });
+    expect(stack.edge.relay).toBe(relay);
   });
   afterAll(async () => {
     await stack?.stop();
     clientFirst?.server.close();
     serverFirst?.server.close();
+    resetter?.server.close();
+  });
+
+  const endOf = async (src: string): Promise<Record<string, unknown> | undefined> => {
+    await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.end' && e.src === src));
+    return (await stack.events()).find((e) => e.event === 'flow.end' && e.src === src);
+  };
+
+  it('a client that resets mid-flow: the upstream connection is closed, flow.end says client-error:ECONNRESET', async () => {
+    const before = clientFirst.got.length;
+    const s = connect({ port: stack.port(), host: '127.0.0.1' });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    const src = `127.0.0.1:${s.localPort}`;
+    s.write(hello);
+    await waitFor(() => Buffer.concat(clientFirst.got[before] ?? []).length === hello.length);
+    s.resetAndDestroy();
+    await upstreamClosed[before];
+    expect(await endOf(src)).toMatchObject({ closeReason: 'client-error:ECONNRESET', bytesUp: hello.length, bytesDown: 0 });
+  });
+
+  it('an upstream that resets: the client connection is closed, flow.end says upstream-error:ECONNRESET', async () => {
+    const s = connect({ port: stack.port('reset'), host: '127.0.0.1' });
+    s.on('error', () => undefined);
+    const closed = new Promise((r) => s.once('close', r));
+    await new Promise((r) => s.once('connect', r));
+    const src = `127.0.0.1:${s.localPort}`;
+    s.write(hello);
+    await closed;
+    expect(await endOf(src)).toMatchObject({ closeReason: 'upstream-error:ECONNRESET', bytesUp: hello.length });
   });
 
   it('a client that sends, shuts down its write side, then reads a long reply gets all of it', async () => {
+    const before = clientFirst.got.length;
     const s = connect({ port: stack.port(), host: '127.0.0.1', allowHalfOpen: true });
     let received = 0;
     s.on('data', (d: Buffer) => (received += d.length));
     await new Promise((r) => s.once('connect', r));
+    const src = `127.0.0.1:${s.localPort}`;
     s.end(Buffer.concat([hello, Buffer.from('request body')]));
     await new Promise((r) => s.once('end', r));
     expect(received).toBe(BIG);
     s.destroy();
-    expect(Buffer.concat(clientFirst.got[0] ?? []).equals(Buffer.concat([hello, Buffer.from('request body')]))).toBe(true);
-    await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.end' && e.listener === 'tls' && e.sni === 'half.test'));
-    const end = (await stack.events()).find((e) => e.event === 'flow.end' && e.listener === 'tls' && e.sni === 'half.test');
-    expect(end).toMatchObject({ bytesUp: hello.length + 12, bytesDown: BIG });
+    expect(Buffer.concat(clientFirst.got[before] ?? []).equals(Buffer.concat([hello, Buffer.from('request body')]))).toBe(true);
+    expect(await endOf(src)).toMatchObject({ bytesUp: hello.length + 12, bytesDown: BIG });
   });
 
   it('an upstream that half-closes first still receives everything the client sends afterwards', async () => {
@@ -150,7 +194,7 @@ describe('edge relay: half-close', () => {
   });
 });
 
-describe('edge relay: idle timeout and backpressure', () => {
+describe.each(RELAYS)('edge relay (%s): idle timeout and backpressure', (relay) => {
   const IDLE_MS = 400;
   let stack: Stack;
   let hello: Buffer;
@@ -174,7 +218,9 @@ describe('edge relay: idle timeout and backpressure', () => {
       ],
       resolve: { 'idle.test': ['127.0.0.1'] },
       idleTimeoutMs: IDLE_MS,
+      relay,
     });
+    expect(stack.edge.relay).toBe(relay);
   });
   afterAll(async () => {
     await stack?.stop();

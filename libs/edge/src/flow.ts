@@ -15,6 +15,7 @@ import type { IdleWatch } from './idle';
 import { endStage, FlowTrace } from './observe';
 import type { EdgeMetrics } from './observe';
 import type { SsrfGuard } from './ssrf';
+import type { NativeRelay } from './native-relay';
 
 export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT, INTERNAL_ERROR_ALERT } from './intake';
 
@@ -33,6 +34,8 @@ export interface FlowContext {
   log: Logger;
   report(e: FlowStart | FlowEnd): void;
   track(socket: Socket): void;
+  /** the native data plane (edge.relay: native); absent: every flow relays in JavaScript */
+  nativeRelay?: NativeRelay;
   /** true once a drain has timed out: flows still open are closed with reason `shutdown` */
   shuttingDown(): boolean;
 }
@@ -56,11 +59,12 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
 
   // report: the flow.end record, the canonical close log line, byte counters, the root span.
   let ended = false;
-  const endFlow = (upstream?: Socket): void => {
+  /** `relayed`: the byte counts of a flow the native relay carried (the sockets' own are not) */
+  const endFlow = (upstream?: Socket, relayed?: { bytesUp: number; bytesDown: number }): void => {
     if (!startEvent || ended) return;
     ended = true;
-    const bytesUp = upstream?.bytesWritten ?? 0;
-    const bytesDown = upstream ? client.bytesWritten - established : 0;
+    const bytesUp = relayed ? relayed.bytesUp : (upstream?.bytesWritten ?? 0);
+    const bytesDown = relayed ? relayed.bytesDown : upstream ? client.bytesWritten - established : 0;
     const reason = closeReason || (ctx.shuttingDown() ? 'shutdown' : 'closed');
     const end: FlowEnd = { ...startEvent, event: 'flow.end', bytesUp, bytesDown, durationMs: Date.now() - started, closeReason: reason, traceId: spans.traceId };
     if (tunnelSni) end.sni = tunnelSni;
@@ -193,6 +197,20 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
           return v.verdict === 'allow' ? undefined : 'sni-denied';
         })
     : undefined;
+  if (!gate && ctx.nativeRelay) {
+    const handed = handOff(client);
+    const adopted = ctx.nativeRelay.adopt(client, upstream, learned.forward, ctx.idleTimeoutMs, (end) => {
+      closeReason ||= end.reason;
+      endStage(relaySpan, { bytesUp: end.bytesUp, bytesDown: end.bytesDown });
+      endFlow(undefined, end);
+      handed.ended();
+    });
+    if (adopted) {
+      learned.forward = [];
+      return;
+    }
+    handed.cancel();
+  }
   relay(
     client,
     upstream,
@@ -209,6 +227,36 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
   );
   // the sniffed bytes are written (or copied by the gate): do not keep them for the flow's life
   learned.forward = [];
+}
+
+const kHandOff = Symbol('portcullis.handoff');
+type HandOff = { ended: boolean; waiting: (() => void)[] };
+type HandOffSocket = Socket & { [kHandOff]?: HandOff };
+
+/**
+ * Runs `fn` once the flow that `client` belongs to has ended: when the socket closes, or, for a
+ * flow handed to the native relay (whose Node socket closes at the hand-off), when the relay ends it.
+ */
+export function onFlowClosed(client: Socket, fn: () => void): void {
+  client.on('close', () => {
+    const h = (client as HandOffSocket)[kHandOff];
+    if (h && !h.ended) h.waiting.push(fn);
+    else fn();
+  });
+}
+
+function handOff(client: Socket): { ended(): void; cancel(): void } {
+  const h: HandOff = { ended: false, waiting: [] };
+  (client as HandOffSocket)[kHandOff] = h;
+  return {
+    ended: () => {
+      h.ended = true;
+      for (const fn of h.waiting.splice(0)) fn();
+    },
+    cancel: () => {
+      delete (client as HandOffSocket)[kHandOff];
+    },
+  };
 }
 
 /** Outcome of the tunnel check: pass the bytes on, or refuse with a reason. */

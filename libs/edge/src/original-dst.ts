@@ -1,34 +1,20 @@
 // Transparent listeners: the destination a connection had before iptables REDIRECT, read with
 // getsockopt(SO_ORIGINAL_DST) through a small N-API addon (native/original-dst, built by npm ci).
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
+import { findAddon, requireAddon } from './addon';
 
 type Addon = { originalDst(fd: number): { address: string; port: number } | null };
 let addon: Addon | undefined;
 
 const ADDON = join('native', 'original-dst', 'build', 'Release', 'original_dst.node');
 
-function findAddon(): string | undefined {
-  for (const start of [typeof __dirname === 'string' ? __dirname : process.cwd(), process.cwd()]) {
-    let dir = resolve(start);
-    for (;;) {
-      if (existsSync(join(dir, ADDON))) return join(dir, ADDON);
-      const parent = dirname(dir);
-      if (parent === dir) break;
-      dir = parent;
-    }
-  }
-  return undefined;
-}
-
 /** Loads the addon once; throws a clear error when it was not built (transparent mode unusable). */
 export function loadOriginalDst(): Addon {
   if (addon) return addon;
-  const path = findAddon();
+  const path = findAddon(ADDON);
   if (!path) throw new Error(`transparent listeners need ${ADDON}: run \`npm ci\` (or \`npm run prepare\`) on a machine with g++ and Node's headers`);
-  addon = createRequire(join(process.cwd(), 'noop.js'))(path) as Addon;
+  addon = requireAddon<Addon>(path);
   return addon;
 }
 

@@ -10,7 +10,8 @@ import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
 import { SsrfGuard } from './ssrf';
-import { handleFlow } from './flow';
+import { handleFlow, onFlowClosed } from './flow';
+import { nativeRelay, nativeRelayError } from './native-relay';
 import { EdgeMetrics } from './observe';
 
 export interface EdgeHandle {
@@ -19,6 +20,8 @@ export interface EdgeHandle {
   decider: DecisionClient;
   publisher: FlowPublisher;
   activeFlows(): number;
+  /** the data plane in use: native (the relay thread) or node (the JavaScript relay) */
+  relay: 'native' | 'node';
   ready(): boolean;
   stop(): Promise<void>;
 }
@@ -100,6 +103,8 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     s.on('close', () => sockets.delete(s)); // on(): close fires once, and once() costs a wrapper per socket
   };
   let shuttingDown = false;
+  const native = edge.relay === 'native' ? nativeRelay() : undefined;
+  if (edge.relay === 'native' && !native) log.warn({ err: nativeRelayError() }, 'edge.relay is native but the relay addon is missing: relaying in JavaScript');
   const fds = descriptorBudget(edge.maxConnections, log);
   const maxConnections = fds.maxConnections;
   const acceptErrors = meter().createCounter('portcullis_accept_errors_total', { description: 'Connections a listener could not take: accept() errors by code, and fd-limit (closed at once, the descriptors all but spent)' });
@@ -123,7 +128,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     }
     perSource.set(src, n + 1);
     flows++;
-    socket.on('close', () => {
+    onFlowClosed(socket, () => {
       clients--;
       flows--;
       const left = (perSource.get(src) ?? 1) - 1;
@@ -151,6 +156,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       log,
       report: (e: FlowStart | FlowEnd) => publisher.publish(e),
       track,
+      ...(native ? { nativeRelay: native } : {}),
       shuttingDown: () => shuttingDown,
     };
     const acceptError = (code: string, err?: string): void => {
@@ -194,7 +200,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     const addr = server.address();
     listeners[listener.name] = { host, port: typeof addr === 'object' && addr ? addr.port : port };
     servers.push(server);
-    log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${listeners[listener.name]?.port}`, upstreamPort: listener.upstreamPort }, 'edge listening');
+    log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${listeners[listener.name]?.port}`, upstreamPort: listener.upstreamPort, relay: native ? 'native' : 'node' }, 'edge listening');
   }
 
   return {
@@ -202,6 +208,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     decider,
     publisher,
     activeFlows: () => flows,
+    relay: native ? 'native' : 'node',
     // ready: listening, and hearing from the policy service (or a fail mode that does not need it);
     // an edge that would refuse everything should not get clients from the load balancer
     ready: () => servers.every((s) => s.listening) && (decider.connected || edge.failMode === 'open'),
@@ -214,10 +221,11 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       shuttingDown = true;
       if (flows > 0) log.warn({ activeFlows: flows }, 'drain timed out: closing the remaining flows');
       for (const s of sockets) s.destroy();
+      native?.killAll();
       await closed;
       // every socket's close handlers (which write the flow.end records) run before the drain
       const until2 = Date.now() + 2_000;
-      while (sockets.size > 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 10));
+      while ((sockets.size > 0 || (native?.active ?? 0) > 0) && Date.now() < until2) await new Promise((r) => setTimeout(r, 10));
       await new Promise((r) => setImmediate(r));
       const left = await publisher.drain(3_000);
       if (left) log.error({ left }, 'flow events still queued at shutdown');

@@ -78,6 +78,12 @@ const edgeSchema = z.strictObject({
   maxConnectionsPerSource: z.number().int().min(1).max(10_000_000).default(5_000),
   drainTimeoutMs: ms(10_000),
   workers: z.number().int().min(1).max(256).default(1),
+  /**
+   * native: once a flow is decided and connected, its bytes are copied by the edge's relay thread
+   * (native/relay) with no JavaScript per chunk; falls back to node, with a warning, when the addon
+   * was not built. node: the JavaScript relay. CONNECT/SOCKS tunnels always use the JavaScript relay.
+   */
+  relay: z.enum(['native', 'node']).default('native'),
   l1CacheSize: z.number().int().min(0).max(10_000_000).default(100_000),
   eventQueueSize: z.number().int().min(100).max(10_000_000).default(100_000),
   /** where flow events go when the queue is full and the stream unreachable; '' disables the spool */
