@@ -37,6 +37,8 @@ export const settings = {
   edgeBLogLevel: process.env['BENCH_EDGE_B_LOG_LEVEL'] ?? '',
   /** adds candidate edge-b run from another build's dist/ (e.g. a worktree of an older commit): an in-run A/B of two builds */
   edgeBDist: process.env['BENCH_EDGE_B_DIST'] ?? '',
+  /** adds candidate edge-b: the same edge with this edge.relay (node: the JavaScript relay), to measure the data plane in the same run */
+  edgeBRelay: process.env['BENCH_EDGE_B_RELAY'] ?? '',
   /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
   bare: process.env['BENCH_BARE'] === '1',
   /** extra node flags for the edge process, e.g. --heapsnapshot-signal=SIGUSR2 */
@@ -403,12 +405,12 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       edge = await startEdge();
       started.push(edge);
-      if (settings.edgeBLogLevel || settings.edgeBDist) {
+      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay) {
         const c = cp.config as { edge: Record<string, unknown> };
-        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel } }));
+        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel } }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        notes.push(settings.edgeBDist ? `edge-b: the edge built in ${settings.edgeBDist}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}` : `edge-b: the same edge build and policy service, log level ${settings.edgeBLogLevel}`);
+        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
@@ -442,7 +444,18 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       skipped,
       candidates,
       port: (c) => ({ direct: upPort, edge: edgePort, 'edge-b': edgeBPort, 'node-bare': barePort, 'nginx-stream': streamPort })[c],
-      label: (c) => (c === 'edge-b' ? (settings.edgeBDist ? `edge-b (${settings.edgeBDist})` : `edge-b (log ${settings.edgeBLogLevel})`) : c === 'edge' && settings.edgeBLogLevel ? `edge (log ${settings.edgeLogLevel})` : c),
+      label: (c) =>
+        c === 'edge-b'
+          ? settings.edgeBDist
+            ? `edge-b (${settings.edgeBDist})`
+            : settings.edgeBRelay
+              ? `edge-b (relay ${settings.edgeBRelay})`
+              : `edge-b (log ${settings.edgeBLogLevel})`
+          : c === 'edge' && settings.edgeBLogLevel
+            ? `edge (log ${settings.edgeLogLevel})`
+            : c === 'edge' && settings.edgeBRelay
+              ? 'edge (relay native)'
+              : c,
       proxyPids: (c) => ({ direct: [], edge: rig.edge?.pids() ?? [], 'edge-b': rig.edgeB?.pids() ?? [], 'node-bare': rig.bare?.pids() ?? [], 'nginx-stream': rig.nginxStream?.pids() ?? [] })[c],
       restartEdge: async (variant: 'a' | 'b' = 'a', extraArgs: string[] = []) => {
         const old = variant === 'a' ? rig.edge : rig.edgeB;
