@@ -43,6 +43,16 @@ interface L1Entry {
 
 /** How long L1 keeps answering after the watch stream broke (a reconnect usually takes less). */
 const WATCH_GRACE_MS = 1_000;
+/** After the DecideStream broke: unary calls for this long before a new stream is tried (unless the service answers first). */
+const STREAM_RETRY_MS = 1_000;
+/** Streams are opened at most this often (a path that answers unary calls but breaks streams must not cost one per decision). */
+const STREAM_REOPEN_MIN_MS = 100;
+/**
+ * The decision channel's reconnect back-off ceiling. While the channel waits out its back-off,
+ * every decision fails fast and the flow is refused (failMode closed) although the service may be
+ * back: the shared client default (2 s) meant up to 2.4 s of refusals after a restart.
+ */
+const RECONNECT_BACKOFF_MAX_MS = 500;
 
 function fromResponse(r: DecideResponse__Output): Verdict {
   return {
@@ -72,7 +82,9 @@ export class DecisionClient {
   private watchDownSince = 0;
   private closed = false;
   private stream: grpc.ClientDuplexStream<DecideStreamRequest, DecideStreamResponse__Output> | undefined;
-  private streamBrokenAt = 0;
+  /** while the stream is down: when the next one may be opened */
+  private streamRetryAt = 0;
+  private streamOpenedAt = 0;
   private nextId = 1;
   private readonly pending = new Map<number, (res: DecideResponse__Output | undefined) => void>();
   readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, streamCalls: 0, unaryCalls: 0, failures: 0 };
@@ -83,7 +95,11 @@ export class DecisionClient {
     const { PolicyDecision } = loadContracts().portcullis.v1;
     // round_robin: with a target naming several replicas (dns:, ipv4:) a dead one is skipped.
     const channel = clientChannel(opts.tls);
-    this.client = new PolicyDecision(opts.address, channel.credentials, { ...channel.options, 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
+    this.client = new PolicyDecision(opts.address, channel.credentials, {
+      ...channel.options,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+    });
     this.l1 = new LRUCache({ max: Math.max(1, opts.l1Size) });
   }
 
@@ -191,7 +207,10 @@ export class DecisionClient {
   /**
    * One decision over the long-lived DecideStream (a unary call per flow tops out near 2,500/s
    * here; the stream carries far more). If the stream is broken, unary until it has had a
-   * second to recover. Resolves undefined when no answer came within the deadline.
+   * second to recover, or until a unary call is answered: the service is back, and all of a busy
+   * edge's decisions as unary calls to a replica that just restarted (cold, every edge
+   * reconnecting at once) is what gets them past their deadline. Resolves undefined when no
+   * answer came within the deadline.
    */
   private ask(req: DecideRequest): Promise<DecideResponse__Output | undefined> {
     const stream = this.openStream();
@@ -218,9 +237,10 @@ export class DecisionClient {
 
   private openStream(): grpc.ClientDuplexStream<DecideStreamRequest, DecideStreamResponse__Output> | undefined {
     if (this.stream) return this.stream;
-    if (this.closed || Date.now() - this.streamBrokenAt < 1_000) return undefined;
+    if (this.closed || Date.now() < this.streamRetryAt) return undefined;
     const stream = this.client.DecideStream();
     this.stream = stream;
+    this.streamOpenedAt = Date.now();
     stream.on('data', (msg: DecideStreamResponse__Output) => {
       const done = this.pending.get(msg.request_id);
       if (!done) return; // answered after its deadline
@@ -232,7 +252,7 @@ export class DecisionClient {
     const broken = (err?: grpc.ServiceError): void => {
       if (this.stream !== stream) return;
       this.stream = undefined;
-      this.streamBrokenAt = Date.now();
+      this.streamRetryAt = Date.now() + STREAM_RETRY_MS;
       if (err && !this.closed) this.opts.log.warn({ code: err.code, details: err.details }, 'decide stream broken; unary until it recovers');
       for (const done of [...this.pending.values()]) done(undefined);
     };
@@ -246,6 +266,8 @@ export class DecisionClient {
     return new Promise((resolve) => {
       this.client.Decide(req, { deadline }, (err, res) => {
         if (err) this.opts.log.warn({ code: err.code, details: err.details }, 'decide failed');
+        // answered: the service is reachable, so the next decision may open the stream again
+        else if (!this.stream) this.streamRetryAt = Math.min(this.streamRetryAt, this.streamOpenedAt + STREAM_REOPEN_MIN_MS);
         resolve(err ? undefined : res);
       });
     });
