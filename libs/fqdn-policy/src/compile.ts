@@ -100,7 +100,7 @@ export function compileProfile(input: Profile): CompiledPolicy {
       scanRegex.push(null);
     }
   }
-  const { filter, filterMask, slots, chars, mask, lists } = table.build();
+  const { filter, filterShift, slots, chars, mask, lists } = table.build();
   const scanIdx = Int32Array.from(scan);
 
   // decisions, built once
@@ -177,7 +177,7 @@ export function compileProfile(input: Profile): CompiledPolicy {
     const len = name.length;
     let h = OFFSET;
     // one read of each character, last to first; at each dot (and at the start) `h` is the hash of the
-    // label suffix name[from..], which is looked up: the prefilter (filterBit, inlined), then the table (slotOf, inlined)
+    // label suffix name[from..], which is looked up: the prefilter (filterWord and filterBits, inlined), then the table (slotOf, inlined)
     for (let i = len - 1; i >= -1; i--) {
       const c = i >= 0 ? name.charCodeAt(i) : 46;
       if (c !== 46) {
@@ -185,8 +185,9 @@ export function compileProfile(input: Profile): CompiledPolicy {
         continue;
       }
       const from = i + 1;
-      const bit = (Math.imul(h, 0x9e3779b1) >>> 7) & filterMask;
-      if (((filter[bit >>> 5] as number) & (1 << (bit & 31))) !== 0) {
+      const g = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+      const bits = (1 << (g >>> 27)) | (1 << ((g >>> 22) & 31));
+      if (((filter[Math.imul(h, 0x9e3779b1) >>> filterShift] as number) & bits) === bits) {
         let x = h ^ (h >>> 16);
         x = Math.imul(x, 0x85ebca6b);
         x ^= x >>> 13;

@@ -1,7 +1,7 @@
 // The name table's packed keys: a hash match is only ever a candidate; the full key decides.
 import { describe, expect, it } from 'vitest';
 import { compileProfile, validateProfile } from './index';
-import { hashName, keyEquals, NameTableBuilder } from './name-table';
+import { filterBits, filterWord, hashName, keyEquals, NameTableBuilder } from './name-table';
 
 // Pairs of names with the same 32-bit FNV-1a hash (found by search), one pair of different lengths
 // and one of the same length, which only the character compare can tell apart.
@@ -79,5 +79,21 @@ describe('name table', () => {
     expect(built.chars.length).toBe(names.reduce((sum, n) => sum + 1 + n.length, 0));
     const p = allowOnly(names);
     expect(names.every((n) => p.decide({ name: n, port: 443 }).reason === 'rule')).toBe(true);
+  });
+
+  it('the prefilter passes every key and few other names', () => {
+    const t = new NameTableBuilder(20_000);
+    for (let i = 0; i < 20_000; i++) t.add(`k${i}.example`, 0, true, false);
+    const { filter, filterShift } = t.build();
+    const passes = (name: string): boolean => {
+      const h = hashName(name);
+      const bits = filterBits(h);
+      return ((filter[filterWord(h, filterShift)] ?? 0) & bits) === bits;
+    };
+    for (let i = 0; i < 20_000; i++) expect(passes(`k${i}.example`)).toBe(true);
+    let falsePositives = 0;
+    for (let i = 0; i < 20_000; i++) if (passes(`other${i}.example`)) falsePositives++;
+    // two bits per key in one word, 8 bits per key (here 16: the filter is a power of two): about 2%
+    expect(falsePositives / 20_000).toBeLessThan(0.04);
   });
 });

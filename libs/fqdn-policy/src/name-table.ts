@@ -21,9 +21,15 @@ export function slotOf(h: number, mask: number): number {
   return h & mask;
 }
 
-/** The prefilter bit of a hash: its high bits, independent of the low bits slotOf mostly uses. */
-export function filterBit(h: number, filterMask: number): number {
-  return (Math.imul(h, 0x9e3779b1) >>> 7) & filterMask;
+/** The prefilter word of a hash: the high bits of a multiply, independent of the low bits slotOf mostly uses. */
+export function filterWord(h: number, filterShift: number): number {
+  return Math.imul(h, 0x9e3779b1) >>> filterShift;
+}
+
+/** The two prefilter bits of a hash within its word, from a second multiply (a blocked Bloom filter: one cache line per probe). */
+export function filterBits(h: number): number {
+  const g = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  return (1 << (g >>> 27)) | (1 << ((g >>> 22) & 31));
 }
 
 export function hashName(name: string): number {
@@ -48,11 +54,13 @@ export function keyEquals(chars: Uint8Array, off: number, name: string, from: nu
 
 export interface NameTable {
   /**
-   * One bit per (hash of a) key, 8 bits per key: a cache-sized prefilter so that probing the suffixes
-   * of a name that are not keys (most of them: "example", "corp.example") rarely touches the big table.
+   * Two bits in one 32-bit word per (hash of a) key, 8 bits per key: a cache-sized prefilter so that
+   * probing the suffixes of a name that are not keys (most of them: "example", "corp.example") rarely
+   * touches the big table (about 5% of them do, against 12% with one bit per key).
    */
   filter: Int32Array;
-  filterMask: number;
+  /** filterWord's shift: 32 - log2(filter.length). */
+  filterShift: number;
   slots: Int32Array;
   /** Every key once, packed: a length byte, then its ASCII characters. */
   chars: Uint8Array;
@@ -144,16 +152,20 @@ export class NameTableBuilder {
   }
 
   build(): NameTable {
-    let bits = 1024;
-    while (bits < this.size * 8) bits *= 2;
-    const filter = new Int32Array(bits / 32);
-    const filterMask = bits - 1;
+    let words = 32;
+    let filterShift = 27;
+    while (words * 32 < this.size * 8 && filterShift > 5) {
+      words *= 2;
+      filterShift--;
+    }
+    const filter = new Int32Array(words);
     for (let at = 0; at < this.slots.length; at += SLOT_WIDTH) {
       if (this.slots[at + 1] === 0) continue;
-      const b = filterBit(this.slots[at] ?? 0, filterMask);
-      filter[b >>> 5] = (filter[b >>> 5] ?? 0) | (1 << (b & 31));
+      const h = this.slots[at] ?? 0;
+      const w = filterWord(h, filterShift);
+      filter[w] = (filter[w] ?? 0) | filterBits(h);
     }
     const chars = this.chars.slice(0, this.used);
-    return { filter, filterMask, slots: this.slots, chars, mask: this.mask, lists: this.lists.map((l) => Int32Array.from(l)), size: this.size };
+    return { filter, filterShift, slots: this.slots, chars, mask: this.mask, lists: this.lists.map((l) => Int32Array.from(l)), size: this.size };
   }
 }
