@@ -148,6 +148,9 @@ describe('edge listener modes', () => {
     s.write('SSH-2.0-client\r\n');
     await waitFor(() => got.includes('echo:SSH-2.0-client'), 3_000);
     s.destroy();
+    // the banner crossed before the tunnel check passed (JavaScript relay), the echo after it (the
+    // native relay, by default): flow.end counts both, and not the edge's own 200 reply
+    expect(await lastEnd((e) => e.listener === 'connect' && e.connectHost === 'ssh.test')).toMatchObject({ bytesUp: 'SSH-2.0-client\r\n'.length, bytesDown: 'SSH-2.0-PortcullisTest\r\n'.length + 'echo:SSH-2.0-client\r\n'.length });
   });
 
   it('a ClientHello through the tunnel must name the CONNECT host (domain fronting refused: sni-mismatch)', async () => {

@@ -197,19 +197,29 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
           return v.verdict === 'allow' ? undefined : 'sni-denied';
         })
     : undefined;
-  if (!gate && ctx.nativeRelay) {
-    const handed = handOff(client);
-    const adopted = ctx.nativeRelay.adopt(client, upstream, learned.forward, ctx.idleTimeoutMs, (end) => {
-      closeReason ||= end.reason;
-      endStage(relaySpan, { bytesUp: end.bytesUp, bytesDown: end.bytesDown });
-      endFlow(undefined, end);
-      handed.ended();
-    });
-    if (adopted) {
-      learned.forward = [];
-      return;
-    }
-    handed.cancel();
+  // The native relay takes the flow now, or (tunnels) once the ClientHello check has passed.
+  // Bytes the JavaScript relay already moved (a tunnel's reply, a banner) are added to its counts.
+  const native = ctx.nativeRelay;
+  const toNative = native
+    ? (first: Buffer[]): boolean => {
+        if (client.writableLength > 0 || upstream.writableLength > 0) return false;
+        const upBefore = upstream.bytesWritten;
+        const downBefore = client.bytesWritten - established;
+        const handed = handOff(client);
+        const adopted = native.adopt(client, upstream, first, ctx.idleTimeoutMs, (end) => {
+          closeReason ||= end.reason;
+          const counts = { bytesUp: upBefore + end.bytesUp, bytesDown: downBefore + end.bytesDown };
+          endStage(relaySpan, counts);
+          endFlow(undefined, counts);
+          handed.ended();
+        });
+        if (!adopted) handed.cancel();
+        return adopted;
+      }
+    : undefined;
+  if (!gate && toNative?.(learned.forward)) {
+    learned.forward = [];
+    return;
   }
   relay(
     client,
@@ -224,6 +234,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
       endFlow(upstream);
     },
     gate,
+    toNative,
   );
   // the sniffed bytes are written (or copied by the gate): do not keep them for the flow's life
   learned.forward = [];
@@ -317,7 +328,17 @@ function checkTunnelHello(client: Socket, first: Buffer[], deadline: number, che
  * direction, socket.setTimeout re-arms a timer on every read and write, and a closure per
  * listener kept ~1.5 KB per idle flow alive (heap snapshots, `npm run bench -- idle`).
  */
-export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs: number, setReason: (r: string) => void, done: () => void, gate?: (first: Buffer[]) => Promise<GateResult>): void {
+export function relay(
+  client: Socket,
+  upstream: Socket,
+  first: Buffer[],
+  idleMs: number,
+  setReason: (r: string) => void,
+  done: () => void,
+  gate?: (first: Buffer[]) => Promise<GateResult>,
+  /** once the gate passes: hand the flow to the native relay (true: taken, the sockets are closing) */
+  toNative?: (first: Buffer[]) => boolean,
+): void {
   const r = new Relay(client, upstream, idleWatch(idleMs), setReason, done);
   (client as RelaySocket)[kRelay] = r;
   (upstream as RelaySocket)[kRelay] = r;
@@ -334,7 +355,10 @@ export function relay(client: Socket, upstream: Socket, first: Buffer[], idleMs:
   client.on('drain', onClientDrain);
   if (!gate) return r.start(first);
   gate(first).then((g) => {
-    if ('pass' in g) return r.start(g.pass);
+    if ('pass' in g) {
+      if (!r.upstreamWaiting && toNative?.(g.pass)) return r.detach();
+      return r.start(g.pass);
+    }
     setReason(g.refuse);
     r.watch.remove(r);
     upstream.destroy();
@@ -378,6 +402,19 @@ class Relay {
       upstream.on('drain', onUpstreamDrain);
     }
     client.resume();
+  }
+
+  /** The native relay took the flow: the sockets' close events are no longer this relay's. */
+  detach(): void {
+    const { client, upstream } = this;
+    this.watch.remove(this);
+    client.off('close', onClientClose);
+    client.off('error', onClientError);
+    client.off('drain', onClientDrain);
+    upstream.off('close', onUpstreamClose);
+    upstream.off('error', onUpstreamError);
+    upstream.off('data', onUpstreamData);
+    upstream.off('end', onUpstreamEnd);
   }
 
   onIdle(): void {
