@@ -2,8 +2,9 @@
 // sockets' descriptors go to one relay thread per process (epoll, recv/send from one scratch
 // buffer) and the Node sockets are closed. No JavaScript runs per chunk; a flow comes back to JS
 // once, when it ends, with its byte counts and close reason. `edge.relay: node` keeps the
-// JavaScript relay (flow.ts), which CONNECT/SOCKS tunnels always use (their ClientHello check
-// reads the client's first bytes after the decision).
+// JavaScript relay (flow.ts). CONNECT/SOCKS tunnels start in the JavaScript relay (their
+// ClientHello check reads the client's first bytes after the decision) and are handed over once
+// it passes.
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';

@@ -81,7 +81,8 @@ const edgeSchema = z.strictObject({
   /**
    * native: once a flow is decided and connected, its bytes are copied by the edge's relay thread
    * (native/relay) with no JavaScript per chunk; falls back to node, with a warning, when the addon
-   * was not built. node: the JavaScript relay. CONNECT/SOCKS tunnels always use the JavaScript relay.
+   * was not built. node: the JavaScript relay. CONNECT/SOCKS tunnels move to the relay thread once
+   * their ClientHello check has passed.
    */
   relay: z.enum(['native', 'node']).default('native'),
   l1CacheSize: z.number().int().min(0).max(10_000_000).default(100_000),
