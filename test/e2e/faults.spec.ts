@@ -51,6 +51,24 @@ const summary = (flows: ClientFlow[]): string => {
   return JSON.stringify(Object.fromEntries(by));
 };
 
+
+/**
+ * The flow.start an edge wrote for a client flow: same edge and client address and port, and of
+ * those (ports come round again within a test) the one whose startTime is nearest the client's start.
+ */
+function startIn(lines: Record<string, unknown>[], f: { nodeId: string; src: string; startedAt: number }): Record<string, unknown> | undefined {
+  let best: Record<string, unknown> | undefined;
+  let bestGap = Infinity;
+  for (const l of lines) {
+    if (l['event'] !== 'flow.start' || l['nodeId'] !== f.nodeId || l['src'] !== f.src) continue;
+    const gap = Math.abs(Date.parse(String(l['startTime'])) - f.startedAt);
+    if (gap < bestGap) {
+      bestGap = gap;
+      best = l;
+    }
+  }
+  return best;
+}
 describe('faults under load, nothing lost', () => {
   let certs: TestCerts;
   let upstream: TlsUpstream;
@@ -211,8 +229,8 @@ describe('faults under load, nothing lost', () => {
     // recovery: each edge decides by the rules again (its own reconnect back-off)
     const recovered: Record<string, number> = {};
     await waitFor(() => {
-      const byRule = new Set(readAudit(stack.auditLog).filter((l) => l.event === 'flow.start' && l.reason === 'rule').map((l) => `${String(l['nodeId'])}|${String(l['src'])}`));
-      for (const f of traffic.flows) if (f.startedAt > restartAt && f.ok && !recovered[f.nodeId] && byRule.has(`${f.nodeId}|${f.src}`)) recovered[f.nodeId] = f.at;
+      const lines = readAudit(stack.auditLog);
+      for (const f of traffic.flows) if (f.startedAt > restartAt && f.ok && !recovered[f.nodeId] && startIn(lines, f)?.reason === 'rule') recovered[f.nodeId] = f.at;
       return recovered['edge-closed'] !== undefined && recovered['edge-open'] !== undefined;
     }, 10_000, 50);
     const recoveredAt = Math.max(...Object.values(recovered));
@@ -220,7 +238,7 @@ describe('faults under load, nothing lost', () => {
     const flows = await traffic.stop();
     const check = await settleAudit(() => readAudit(stack.auditLog), flows);
     const outage = (node: string): ClientFlow[] => flows.filter((f) => f.nodeId === node && f.startedAt > killedAt + 500 && f.at < restartAt);
-    const startOf = (f: ClientFlow) => check.lines.find((l) => l.event === 'flow.start' && l['nodeId'] === f.nodeId && l['src'] === f.src);
+    const startOf = (f: ClientFlow) => startIn(check.lines, f);
     console.log(
       `[faults] policy service down ${restartAt - killedAt} ms: failMode closed ${summary(outage('edge-closed'))}, open ${summary(outage('edge-open'))}; gRPC health while down: ${health}; edge /readyz closed ${ready.closed}, open ${ready.open}; back ${backAt - restartAt} ms after the restart, edges deciding by the rules again ${recovered['edge-closed']! - backAt} ms (closed) and ${recovered['edge-open']! - backAt} ms (open) after that; logs: ${JSON.stringify([...new Set(closed.log().split('\n').filter((l) => l.includes('"level":40')).map((l) => (JSON.parse(l) as { msg: string }).msg))])}`,
     );
@@ -236,10 +254,10 @@ describe('faults under load, nothing lost', () => {
       expect(startOf(f)).toMatchObject({ verdict: 'allow', reason: 'fail-open' });
     }
     expect(recoveredAt - backAt).toBeLessThan(5_000);
-    // Settled a moment after the first decision by the rules: the edge goes back from unary calls
-    // to its DecideStream a second after the stream broke, and under load that switch has been
-    // seen to cost one decision (a fresh-clone CI run, not reproduced alone)
-    const after = flows.filter((f) => f.startedAt > recoveredAt + 1_500);
+    // Every flow started after the first decision by the rules (and the flows in flight then) is
+    // decided by the rules. (The refusal once seen here in CI was most likely an outage flow's
+    // record matched by client port alone: ports come round again within this test.)
+    const after = flows.filter((f) => f.startedAt > recoveredAt + 500);
     expect(after.length).toBeGreaterThan(5);
     for (const f of after) expect(startOf(f)).toMatchObject({ verdict: 'allow', reason: expect.stringMatching(/^rule$/) });
     expect(check.incomplete.map((f) => `${f.nodeId} ${f.src}`)).toEqual([]);
