@@ -1,6 +1,6 @@
 /* The edge's data plane once a flow is decided and connected: both sockets are handed to one relay
  * thread per process that copies bytes with recv/send from one 64 KiB scratch buffer, driven by a
- * level-triggered epoll. No JavaScript runs per chunk; JS hears of a flow again only when it ends
+ * edge-triggered epoll. No JavaScript runs per chunk; JS hears of a flow again only when it ends
  * (bytes each way and why), in batches through one thread-safe function.
  *
  * Semantics match the JavaScript relay (libs/edge/src/flow.ts): an end (FIN) from one side becomes
@@ -40,11 +40,12 @@ typedef struct {
   flow *f;
   int i;
   int fd;
-  uint32_t mask;
   int registered;
-  /* hup: the peer's FIN and ours have both passed (EPOLLHUP, reported whatever the mask) while
-   * bytes may still wait to be read; done: nothing left to do on this socket either way */
-  int hup, done;
+  /* edge-triggered readiness, as the last event left it and the last call found it: recv may
+   * have bytes (or the end) to give; send may take bytes */
+  int readable, writable;
+  /* the peer's FIN has arrived (EPOLLRDHUP): read on to the end, whatever a short read suggests */
+  int rdhup;
 } side;
 /* d[k] reads s[k] and writes s[1-k]: d[0] client -> upstream, d[1] upstream -> client */
 typedef struct {
@@ -61,7 +62,9 @@ struct flow {
   int idle_ms;
   int reason, err;
   int dead;
-  flow *prev, *next;
+  /* queued: on the again list (stopped at its fair share with bytes still readable) */
+  int queued;
+  flow *prev, *next, *again;
 };
 
 typedef struct {
@@ -79,6 +82,7 @@ typedef struct {
   /* relay thread only */
   flow *head;
   flow *graveyard;
+  flow *again;
   int min_idle_ms;
   char scratch[SCRATCH];
   /* main thread only */
@@ -144,96 +148,83 @@ static void fail(relay_t *r, flow *f, int at, int err) {
   finish(r, f, at == 0 ? R_CLIENT_ERROR : R_UPSTREAM_ERROR, err);
 }
 
-/* Moves what it can of direction k; returns after EAGAIN, a pending remainder, or the flow's end. */
+/*
+ * Moves what it can of direction k (reads side k, writes side 1-k) until a side would block, the
+ * flow ends, or 16 reads (1 MiB): then the flow waits on the again list so that one busy flow
+ * does not starve the others. Edge-triggered: a side is tried only while its readiness flag says
+ * so, and the flag is cleared when the kernel says it would block.
+ */
 static void pump(relay_t *r, flow *f, int k) {
   dir *d = &f->d[k];
-  int src = f->s[k].fd, dst = f->s[1 - k].fd;
-  for (int round = 0; round < 16 && !f->dead; round++) {
+  side *in = &f->s[k], *out = &f->s[1 - k];
+  for (int round = 0; !f->dead; round++) {
     if (d->len > d->off) {
-      ssize_t w = send(dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+      if (!out->writable) return;
+      ssize_t w = send(out->fd, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
       if (w < 0) {
-        if (errno == EAGAIN || errno == EINTR) return;
+        if (errno == EAGAIN || errno == EINTR) {
+          out->writable = 0;
+          return;
+        }
         return fail(r, f, 1 - k, errno);
       }
       d->off += (size_t)w;
       d->bytes += (uint64_t)w;
-      if (d->off < d->len) return;
+      if (d->off < d->len) {
+        out->writable = 0;
+        return;
+      }
       free(d->buf);
       d->buf = NULL;
       d->off = d->len = 0;
     }
     if (d->eof) {
       if (d->shut) return;
-      shutdown(dst, SHUT_WR);
+      shutdown(out->fd, SHUT_WR);
       d->shut = 1;
       if (f->d[1 - k].shut) finish(r, f, R_NONE, 0);
       return;
     }
-    ssize_t n = recv(src, r->scratch, SCRATCH, 0);
+    if (!in->readable) return;
+    if (round >= 16) {
+      if (!f->queued) {
+        f->queued = 1;
+        f->again = r->again;
+        r->again = f;
+      }
+      return;
+    }
+    ssize_t n = recv(in->fd, r->scratch, SCRATCH, 0);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
+      if (errno == EAGAIN || errno == EINTR) {
+        in->readable = 0;
+        return;
+      }
       return fail(r, f, k, errno);
     }
     if (n == 0) {
       d->eof = 1;
+      in->readable = 0;
       if (!f->reason) f->reason = k == 0 ? R_CLIENT_CLOSED : R_UPSTREAM_CLOSED;
       continue;
     }
-    ssize_t w = send(dst, r->scratch, (size_t)n, MSG_NOSIGNAL);
+    /* less than asked: the queue was empty; the next bytes bring a new event. Not the end: a FIN
+     * that came with these bytes brings none, so once it has been seen, read on until recv says 0. */
+    if (n < SCRATCH && !in->rdhup) in->readable = 0;
+    ssize_t w = out->writable ? send(out->fd, r->scratch, (size_t)n, MSG_NOSIGNAL) : 0;
     if (w < 0) {
       if (errno != EAGAIN && errno != EINTR) return fail(r, f, 1 - k, errno);
       w = 0;
     }
     d->bytes += (uint64_t)w;
     if (w < n) {
+      out->writable = 0;
       d->buf = malloc((size_t)(n - w));
       if (!d->buf) return fail(r, f, 1 - k, ENOMEM);
       memcpy(d->buf, r->scratch + w, (size_t)(n - w));
       d->off = 0;
       d->len = (size_t)(n - w);
       return;
-    }
-    if (n < SCRATCH) return; /* most likely drained; level-triggered epoll says if not */
-  }
-}
-
-/* A side with nothing left to do either way (its end read, our FIN sent) leaves the epoll set. */
-static int side_finished(flow *f, int i) {
-  return f->d[i].eof && f->d[1 - i].shut;
-}
-
-/*
- * Interest per side: EPOLLIN while its direction may read (not ended, nothing pending), EPOLLOUT
- * while bytes wait to be written to it. A side in hang-up with nothing to wait for is taken out of
- * the set (EPOLLHUP cannot be masked and would wake the thread in a loop) and put back when its
- * direction may read again.
- */
-static void update(relay_t *r, flow *f) {
-  for (int i = 0; i < 2 && !f->dead; i++) {
-    side *s = &f->s[i];
-    if (s->done) continue;
-    if (side_finished(f, i)) {
-      if (s->registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, s->fd, NULL);
-      s->registered = 0;
-      s->done = 1;
-      continue;
-    }
-    uint32_t m = 0;
-    if (!f->d[i].eof && f->d[i].len == 0) m |= EPOLLIN;
-    if (f->d[1 - i].len > f->d[1 - i].off) m |= EPOLLOUT;
-    if (s->hup && m == 0) {
-      if (s->registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, s->fd, NULL);
-      s->registered = 0;
-      continue;
-    }
-    struct epoll_event ev = {.events = m, .data.ptr = s};
-    if (!s->registered) {
-      if (epoll_ctl(r->ep, EPOLL_CTL_ADD, s->fd, &ev) != 0) return fail(r, f, i, errno);
-      s->registered = 1;
-      s->mask = m;
-    } else if (m != s->mask) {
-      epoll_ctl(r->ep, EPOLL_CTL_MOD, s->fd, &ev);
-      s->mask = m;
     }
   }
 }
@@ -250,10 +241,25 @@ static void on_event(relay_t *r, side *s, uint32_t events, int64_t now) {
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = EPIPE;
     return fail(r, f, i, err);
   }
-  if (events & EPOLLHUP) s->hup = 1;
-  if ((events & (EPOLLIN | EPOLLHUP)) && !f->d[i].eof && f->d[i].len == 0) pump(r, f, i);
-  if (!f->dead && (events & EPOLLOUT) && f->d[1 - i].len > f->d[1 - i].off) pump(r, f, 1 - i);
-  update(r, f);
+  if (events & (EPOLLRDHUP | EPOLLHUP)) s->rdhup = 1;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) s->readable = 1;
+  if (events & (EPOLLOUT | EPOLLHUP)) s->writable = 1;
+  pump(r, f, i);
+  if (!f->dead) pump(r, f, 1 - i);
+}
+
+/* Flows that stopped at their fair share go on where they stopped. */
+static void run_again(relay_t *r) {
+  flow *list = r->again;
+  r->again = NULL;
+  while (list) {
+    flow *f = list;
+    list = f->again;
+    f->queued = 0;
+    if (f->dead) continue;
+    pump(r, f, 0);
+    if (!f->dead) pump(r, f, 1);
+  }
 }
 
 static void adopt_incoming(relay_t *r, flow *list, int64_t now) {
@@ -266,9 +272,12 @@ static void adopt_incoming(relay_t *r, flow *list, int64_t now) {
     r->head = f;
     f->last = now;
     if (f->idle_ms > 0 && (r->min_idle_ms == 0 || f->idle_ms < r->min_idle_ms)) r->min_idle_ms = f->idle_ms;
-    pump(r, f, 0);
-    if (!f->dead) pump(r, f, 1);
-    update(r, f);
+    /* registered once, edge-triggered: a socket already readable or writable reports it at once */
+    for (int i = 0; i < 2 && !f->dead; i++) {
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[i]};
+      if (epoll_ctl(r->ep, EPOLL_CTL_ADD, f->s[i].fd, &ev) != 0) fail(r, f, i, errno);
+      else f->s[i].registered = 1;
+    }
   }
 }
 
@@ -284,7 +293,7 @@ static void *run(void *arg) {
     int step = r->min_idle_ms > 0 ? r->min_idle_ms / 10 : 1000;
     if (step < 25) step = 25;
     if (step > 1000) step = 1000;
-    int n = epoll_wait(r->ep, evs, MAX_EVENTS, step);
+    int n = epoll_wait(r->ep, evs, MAX_EVENTS, r->again ? 0 : step);
     int64_t now = now_ms();
     int stop = 0;
     for (int e = 0; e < n; e++) {
@@ -305,6 +314,7 @@ static void *run(void *arg) {
       }
       on_event(r, evs[e].data.ptr, evs[e].events, now);
     }
+    run_again(r);
     if (now - last_sweep >= step) {
       last_sweep = now;
       for (flow *f = r->head, *next; f; f = next) {
@@ -312,11 +322,17 @@ static void *run(void *arg) {
         if (f->idle_ms > 0 && now - f->last >= f->idle_ms) finish(r, f, R_IDLE, 0);
       }
     }
+    /* a dead flow still on the again list is freed once run_again has taken it off */
+    flow *keep = NULL;
     while (r->graveyard) {
       flow *f = r->graveyard;
       r->graveyard = f->next;
-      free(f);
+      if (f->queued) {
+        f->next = keep;
+        keep = f;
+      } else free(f);
     }
+    r->graveyard = keep;
     pthread_mutex_lock(&r->mu);
     int notify = r->done_len > 0 && !r->notify_pending && !stop;
     if (notify) r->notify_pending = 1;
