@@ -14,6 +14,7 @@
  *                          dups both descriptors (the caller then destroys its sockets); flags: 1 the
  *                          client already ended, 2 the upstream already ended
  *   killAll(reason)        closes every flow with that reason (drain timeout)
+ *   setMaxPipes(n)         how many directions may splice through a pipe at once (default 128)
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -30,6 +31,12 @@
 #include <unistd.h>
 
 #define SCRATCH (64 * 1024)
+/* A direction that has moved this much goes through a pipe with splice(2): bulk transfers cost no
+ * copies through user space. At most max_pipes directions per process hold a pipe (two
+ * descriptors each: the edge's descriptor budget reserves them, setMaxPipes); the others copy. */
+#define SPLICE_AFTER (256 * 1024)
+#define SPLICE_MAX_DEFAULT 128
+#define PIPE_BYTES (256 * 1024)
 #define RECORD 5
 #define MAX_EVENTS 256
 
@@ -53,6 +60,9 @@ typedef struct {
   size_t off, len;
   int eof, shut;
   uint64_t bytes;
+  /* bulk: a pipe the direction splices through (no copy to user space), and what it holds */
+  int pipe[2];
+  size_t piped;
 } dir;
 struct flow {
   double id;
@@ -83,6 +93,8 @@ typedef struct {
   flow *head;
   flow *graveyard;
   flow *again;
+  int pipes;
+  int max_pipes; /* written by the main thread (setMaxPipes), read atomically */
   int min_idle_ms;
   char scratch[SCRATCH];
   /* main thread only */
@@ -116,6 +128,12 @@ static void finish(relay_t *r, flow *f, int reason, int err) {
     close(f->s[i].fd);
     free(f->d[i].buf);
     f->d[i].buf = NULL;
+    if (f->d[i].pipe[0] >= 0) {
+      close(f->d[i].pipe[0]);
+      close(f->d[i].pipe[1]);
+      f->d[i].pipe[0] = f->d[i].pipe[1] = -1;
+      r->pipes--;
+    }
   }
   if (f->prev) f->prev->next = f->next;
   else r->head = f->next;
@@ -154,10 +172,78 @@ static void fail(relay_t *r, flow *f, int at, int err) {
  * does not starve the others. Edge-triggered: a side is tried only while its readiness flag says
  * so, and the flag is cleared when the kernel says it would block.
  */
-static void pump(relay_t *r, flow *f, int k) {
+static void pump_splice(relay_t *r, flow *f, int k) {
   dir *d = &f->d[k];
   side *in = &f->s[k], *out = &f->s[1 - k];
   for (int round = 0; !f->dead; round++) {
+    while (d->piped > 0) {
+      if (!out->writable) return;
+      ssize_t w = splice(d->pipe[0], NULL, out->fd, NULL, d->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+          out->writable = 0;
+          return;
+        }
+        return fail(r, f, 1 - k, errno);
+      }
+      d->piped -= (size_t)w;
+      d->bytes += (uint64_t)w;
+    }
+    if (d->eof) {
+      if (d->shut) return;
+      shutdown(out->fd, SHUT_WR);
+      d->shut = 1;
+      if (f->d[1 - k].shut) finish(r, f, R_NONE, 0);
+      return;
+    }
+    if (!in->readable) return;
+    if (round >= 16) {
+      if (!f->queued) {
+        f->queued = 1;
+        f->again = r->again;
+        r->again = f;
+      }
+      return;
+    }
+    ssize_t n = splice(in->fd, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) { /* the pipe is empty here: the socket has nothing */
+        in->readable = 0;
+        return;
+      }
+      return fail(r, f, k, errno);
+    }
+    if (n == 0) {
+      d->eof = 1;
+      in->readable = 0;
+      if (!f->reason) f->reason = k == 0 ? R_CLIENT_CLOSED : R_UPSTREAM_CLOSED;
+      continue;
+    }
+    d->piped = (size_t)n;
+    if ((size_t)n < PIPE_BYTES && !in->rdhup) in->readable = 0;
+  }
+}
+
+/* Past SPLICE_AFTER bytes, with nothing pending in user space and a pipe to spare: splice from now on. */
+static void maybe_splice(relay_t *r, dir *d) {
+  if (d->pipe[0] >= 0 || d->bytes < SPLICE_AFTER || d->len > d->off || r->pipes >= __atomic_load_n(&r->max_pipes, __ATOMIC_RELAXED)) return;
+  if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+    d->pipe[0] = d->pipe[1] = -1;
+    return;
+  }
+  fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
+  r->pipes++;
+}
+
+static void pump(relay_t *r, flow *f, int k) {
+  dir *d = &f->d[k];
+  if (d->pipe[0] >= 0) return pump_splice(r, f, k);
+  side *in = &f->s[k], *out = &f->s[1 - k];
+  for (int round = 0; !f->dead; round++) {
+    if (round == 4) {
+      maybe_splice(r, d);
+      if (d->pipe[0] >= 0) return pump_splice(r, f, k);
+    }
     if (d->len > d->off) {
       if (!out->writable) return;
       ssize_t w = send(out->fd, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
@@ -467,6 +553,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   if (!f) goto refuse;
   f->id = id;
   f->idle_ms = idle;
+  f->d[0].pipe[0] = f->d[0].pipe[1] = f->d[1].pipe[0] = f->d[1].pipe[1] = -1;
   f->d[0].eof = (flags & 1) != 0;
   f->d[1].eof = (flags & 2) != 0;
   if (!copy_first(env, argv[4], &f->d[0]) || !copy_first(env, argv[5], &f->d[1])) goto refuse_free;
@@ -512,10 +599,20 @@ static napi_value js_kill_all(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_set_max_pipes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 0) return throw_error(env, "setMaxPipes(directions)");
+  __atomic_store_n(&state(env)->max_pipes, n, __ATOMIC_RELAXED);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   relay_t *r = calloc(1, sizeof(relay_t));
   if (!r) return NULL;
   r->ep = r->evfd = -1;
+  r->max_pipes = SPLICE_MAX_DEFAULT;
   pthread_mutex_init(&r->mu, NULL);
   napi_set_instance_data(env, r, NULL, NULL);
   napi_add_env_cleanup_hook(env, cleanup, r);
@@ -523,8 +620,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"killAll", NULL, js_kill_all, NULL, NULL, NULL, napi_default, NULL},
+      {"setMaxPipes", NULL, js_set_max_pipes, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 4, props);
   return exports;
 }
 

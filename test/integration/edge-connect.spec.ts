@@ -1,5 +1,6 @@
 // The edge's connect and relay stages: the SSRF guard on resolved addresses, half-close both
 // ways, fail modes when the policy service is gone, and connection limits.
+import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -104,12 +105,18 @@ describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
   let clientFirst: Awaited<ReturnType<typeof tcpUpstream>>;
   let serverFirst: Awaited<ReturnType<typeof tcpUpstream>>;
   let resetter: Awaited<ReturnType<typeof tcpUpstream>>;
+  let exchange: Awaited<ReturnType<typeof tcpUpstream>>;
   const upstreamClosed: Promise<void>[] = [];
+  // 8 MiB of random bytes each way: past the point where the native relay splices through a pipe
+  const UP = randomBytes(8 * 1024 * 1024);
+  const DOWN = randomBytes(8 * 1024 * 1024);
 
   beforeAll(async () => {
     hello = await captureHello('half.test');
     // resets the connection as soon as the client's first bytes arrive
     resetter = await tcpUpstream((s) => s.once('data', () => s.resetAndDestroy()));
+    // sends DOWN at once and keeps what the client sends until the client's end
+    exchange = await tcpUpstream((s) => s.end(DOWN));
     // replies only after the client has shut down its write side
     clientFirst = await tcpUpstream((s) => {
       upstreamClosed.push(new Promise((r) => s.once('close', () => r())));
@@ -122,6 +129,7 @@ describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
         { name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: clientFirst.port },
         { name: 'server-first', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: serverFirst.port },
         { name: 'reset', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: resetter.port },
+        { name: 'exchange', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: exchange.port },
       ],
       resolve: { 'half.test': ['127.0.0.1'] },
       relay,
@@ -133,6 +141,25 @@ describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
     clientFirst?.server.close();
     serverFirst?.server.close();
     resetter?.server.close();
+    exchange?.server.close();
+  });
+
+  it('8 MiB of random bytes each way at once arrive intact, and flow.end counts them', async () => {
+    const s = connect({ port: stack.port('exchange'), host: '127.0.0.1', allowHalfOpen: true });
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    await new Promise((r) => s.once('connect', r));
+    const src = `127.0.0.1:${s.localPort}`;
+    const finished = new Promise((r) => s.once('finish', r)); // all of UP handed to the kernel
+    s.end(Buffer.concat([hello, UP]));
+    await new Promise((r) => s.once('end', r));
+    await finished;
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    expect(sha(Buffer.concat(got))).toBe(sha(DOWN));
+    await waitFor(() => Buffer.concat(exchange.got[0] ?? []).length === hello.length + UP.length);
+    s.destroy();
+    expect(sha(Buffer.concat(exchange.got[0] ?? []))).toBe(sha(Buffer.concat([hello, UP])));
+    expect(await endOf(src)).toMatchObject({ bytesUp: hello.length + UP.length, bytesDown: DOWN.length });
   });
 
   const endOf = async (src: string): Promise<Record<string, unknown> | undefined> => {

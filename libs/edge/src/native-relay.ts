@@ -14,6 +14,7 @@ interface Addon {
   start(done: (records: Float64Array) => void): void;
   adopt(clientFd: number, upstreamFd: number, id: number, idleMs: number, upFirst: Buffer | null, downFirst: Buffer | null, flags: number): boolean;
   killAll(reason: number): void;
+  setMaxPipes(directions: number): void;
 }
 
 export interface RelayEnd {
@@ -105,6 +106,11 @@ export class NativeRelay {
     client.destroy();
     upstream.destroy();
     return true;
+  }
+
+  /** How many flow directions may splice through a pipe at once (two descriptors each; 0: none). */
+  setPipeBudget(directions: number): void {
+    this.addon.setMaxPipes(Math.max(0, Math.floor(directions)));
   }
 
   /** Closes every flow (reason shutdown): the end of a drain. */
