@@ -1,8 +1,8 @@
 // compile: a validated profile into a decider whose per-decision cost does not grow with the number
 // of names. decide: ECH -> no name -> invalid name -> first matching rule -> default. Decisions for a
 // rule, the default, ECH and no-SNI are built once here and shared, so the hot path allocates nothing
-// for a name already in canonical form (normalizeNameFast hands it back as it is).
-import { normalizeName, normalizeNameFast } from '@portcullis/sniff';
+// for a name already in canonical form, which match checks in the same pass that looks it up.
+import { normalizeName } from '@portcullis/sniff';
 import type { NameResult } from '@portcullis/sniff';
 import { cidrTableContains, formatIp, parseCidr, parseIpInto } from './cidr';
 import { patternMatches, type PatternKind } from './name-pattern';
@@ -25,7 +25,6 @@ export class PolicyCompileError extends Error {
 // Imported bindings are read once into module locals: a CommonJS transpile (tsx, vitest) turns every
 // read of an imported binding into a getter call, which is measurable on the per-decision path.
 const normalize = normalizeName;
-const normalizeFast = normalizeNameFast;
 const OFFSET = FNV_OFFSET;
 const PRIME = FNV_PRIME;
 const WIDTH = SLOT_WIDTH;
@@ -37,6 +36,27 @@ const EMPTY: readonly string[] = Object.freeze([]);
 const FLAG_PORTS = 1;
 const FLAG_SOURCES = 2;
 const MAX_CACHED_REASONS = 64;
+/** match's answer for a name it leaves to normalizeName (never a rule index). */
+const UNUSUAL = -1;
+const MAX_NAME = 253;
+const MAX_LABEL = 63;
+
+/** Is raw[from..end], a name's last label, all digits or "0x" and hex digits (normalizeName's "ends in a number")? */
+function lastLabelNumeric(raw: string, from: number, end: number): boolean {
+  let i = from;
+  if (end - from >= 2 && raw.charCodeAt(from) === 48 && raw.charCodeAt(from + 1) === 120) {
+    for (i = from + 2; i < end; i++) {
+      const c = raw.charCodeAt(i);
+      if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+    }
+    return true;
+  }
+  for (; i < end; i++) {
+    const c = raw.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 
 function splitPattern(text: string): { kind: PatternKind; base: string } {
   if (text.startsWith('*.')) return { kind: 'sub', base: text.slice(2) };
@@ -170,21 +190,42 @@ export function compileProfile(input: Profile): CompiledPolicy {
     return best;
   };
 
-  /** Index of the first rule matching the normalised name, or ruleCount. */
-  const match = (name: string, port: number, sourceIp: string | undefined): number => {
+  /**
+   * Index of the first rule matching the name, or ruleCount; UNUSUAL when `check` is set and the name is
+   * not one normalizeName would hand back as it is (bar one trailing dot). With `check`, the one backward
+   * pass both hashes the label suffixes and applies normalizeName's rules to a plain name (characters
+   * [a-z0-9_-], labels of 1..63 characters not starting or ending with '-', at most 253 characters, a
+   * last label that is not numeric nor 0x-hex), so a canonical name is read once, not twice. UNUSUAL is
+   * "ask normalizeName", which decides and explains: upper case, an invalid name, anything odd.
+   * A name found unusual part way has had lookups made for it; they changed nothing but `sourceState`.
+   */
+  const match = (raw: string, check: boolean, port: number, sourceIp: string | undefined): number => {
+    let len = raw.length;
+    if (check) {
+      if (len > 0 && raw.charCodeAt(len - 1) === 46) len--;
+      if (len === 0 || len > MAX_NAME) return UNUSUAL;
+    }
     sourceState = 0;
     let best = ruleCount;
-    const len = name.length;
     let h = OFFSET;
+    let labelEnd = len;
     // one read of each character, last to first; at each dot (and at the start) `h` is the hash of the
-    // label suffix name[from..], which is looked up: the prefilter (filterWord and filterBits, inlined), then the table (slotOf, inlined)
+    // label suffix raw[from..len], which is looked up: the prefilter (filterWord and filterBits, inlined), then the table (slotOf, inlined)
     for (let i = len - 1; i >= -1; i--) {
-      const c = i >= 0 ? name.charCodeAt(i) : 46;
+      const c = i >= 0 ? raw.charCodeAt(i) : 46;
       if (c !== 46) {
+        if (check && !((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return UNUSUAL;
         h = Math.imul(h ^ c, PRIME);
         continue;
       }
       const from = i + 1;
+      if (check) {
+        const n = labelEnd - from;
+        if (n === 0 || n > MAX_LABEL || raw.charCodeAt(from) === 45 || raw.charCodeAt(labelEnd - 1) === 45) return UNUSUAL;
+        // the last label: all digits, or 0x and hex digits, makes the host an IPv4 address to URL parsers
+        if (labelEnd === len && lastLabelNumeric(raw, from, len)) return UNUSUAL;
+        labelEnd = i;
+      }
       const g = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
       const bits = (1 << (g >>> 27)) | (1 << ((g >>> 22) & 31));
       if (((filter[Math.imul(h, 0x9e3779b1) >>> filterShift] as number) & bits) === bits) {
@@ -198,11 +239,11 @@ export function compileProfile(input: Profile): CompiledPolicy {
           const k = slots[at + 1] as number;
           if (k === 0) break;
           if (slots[at] === h) {
-            // keyEquals, inlined: the packed key (length byte, characters) against name[from..]
+            // keyEquals, inlined: the packed key (length byte, characters) against raw[from..len]
             const off = k - 1;
             const n = len - from;
             let j = 0;
-            if (chars[off] === n) while (j < n && chars[off + 1 + j] === name.charCodeAt(from + j)) j++;
+            if (chars[off] === n) while (j < n && chars[off + 1 + j] === raw.charCodeAt(from + j)) j++;
             if (j === n) {
               const v = slots[at + (from === 0 ? 2 : 3)] as number;
               if (v !== NONE) best = firstOk(v, best, port, sourceIp);
@@ -214,6 +255,8 @@ export function compileProfile(input: Profile): CompiledPolicy {
       }
       h = Math.imul(h ^ 46, PRIME);
     }
+    if (scanIdx.length === 0) return best;
+    const name = len === raw.length ? raw : raw.slice(0, len);
     for (let s = 0; s < scanIdx.length; s++) {
       const r = scanIdx[s] as number;
       if (r >= best) break;
@@ -229,13 +272,14 @@ export function compileProfile(input: Profile): CompiledPolicy {
     if (input.ech === true && input.echGrease !== true) return echDecision;
     const raw = input.name;
     if (raw === undefined || raw === '') return noNameDecision(input.noNameReason || 'no-sni');
-    let name = normalizeFast(raw);
-    if (name === undefined) {
+    const port = input.port;
+    const sourceIp = input.sourceIp;
+    let r = match(raw, true, port, sourceIp);
+    if (r === UNUSUAL) {
       const n = normalize(raw);
       if (!n.ok) return invalidDecision(n);
-      name = n.name;
+      r = match(n.name, false, port, sourceIp);
     }
-    const r = match(name, input.port, input.sourceIp);
     return r < ruleCount ? (ruleDecisions[r] as Decision) : defaultDecision;
   };
 
