@@ -62,7 +62,9 @@ function inputs(size: number): { ins: Policy.DecisionInput[]; hits: number } {
     if (roll < 0.5) name = kind < 6 ? baseName(i) : kind < 8 ? `api.${baseName(i)}` : rand() < 0.5 ? baseName(i) : `x.y.${baseName(i)}`;
     else if (roll < 0.75) name = `m${k}.nohit${k % 100}.example`;
     else name = `x${baseName(i)}`;
-    out.push({ name, port: 443, sourceIp: '10.1.2.3' });
+    // a flat string, as the edge reads a name from a ClientHello (latin1) and the policy service from
+    // protobuf: a template literal is a cons string, and reading one costs an indirection per character
+    out.push({ name: Buffer.from(name, 'latin1').toString('latin1'), port: 443, sourceIp: '10.1.2.3' });
   }
   return { ins: out, hits };
 }
@@ -136,7 +138,9 @@ const scenario: BenchScenario = {
       const map = new Map<string, number>();
       for (let i = 0; i < size; i++) map.set(pattern(i), i);
       const names = ins.map((x) => x.name ?? '');
-      const [decide = NONE, mapGet = NONE, normalize = NONE, normalizeFast = NONE] = interleavedRates([
+      // the same names in upper case: decide hands them to normalizeName before matching
+      const upper = ins.map((x) => ({ ...x, name: x.name?.toUpperCase() }));
+      const [decide = NONE, mapGet = NONE, normalize = NONE, decideUpper = NONE] = interleavedRates([
         () => {
           let n = 0;
           for (let k = 0; k < ins.length; k++) if (policy.decide(ins[k] as Policy.DecisionInput).verdict === 'allow') n++;
@@ -154,7 +158,7 @@ const scenario: BenchScenario = {
         },
         () => {
           let n = 0;
-          for (let k = 0; k < names.length; k++) if (sniff.normalizeNameFast(names[k] as string) !== undefined) n++;
+          for (let k = 0; k < upper.length; k++) if (policy.decide(upper[k] as Policy.DecisionInput).verdict === 'allow') n++;
           return n;
         },
       ]);
@@ -172,14 +176,12 @@ const scenario: BenchScenario = {
         { metric: `${label} names: decide`, value: decide.median, min: decide.min, max: decide.max, unit: 'decisions/s', ratio: decide.median / mapGet.median, target: '>= 1000000', met: decide.median >= 1_000_000 },
         { metric: `${label} names: baseline Map.get`, value: mapGet.median, min: mapGet.min, max: mapGet.max, unit: 'lookups/s', ratio: 1 },
         { metric: `${label} names: normalizeName alone`, value: normalize.median, min: normalize.min, max: normalize.max, unit: 'names/s', ratio: normalize.median / mapGet.median },
-        // the allocation-free fast path decide itself starts with
-        { metric: `${label} names: normalizeNameFast alone`, value: normalizeFast.median, min: normalizeFast.min, max: normalizeFast.max, unit: 'names/s', ratio: normalizeFast.median / mapGet.median },
-        // what the engine adds on top of the shared normaliser (derived: 1/decide - 1/normalizeName)
-        { metric: `${label} names: engine cost per decision beyond normalizeName`, value: Math.round(1e9 / decide.median - 1e9 / normalize.median), unit: 'ns' },
+        // a name not in canonical form is not checked in match's one pass but by normalizeName first
+        { metric: `${label} names: decide, names in upper case`, value: decideUpper.median, min: decideUpper.min, max: decideUpper.max, unit: 'decisions/s', ratio: decideUpper.median / mapGet.median },
       );
       notes.push(`${label}: ${policy.profile.rules.length} rules, ${policy.nameCount} names, ${((allowed / ins.length) * 100).toFixed(0)}% of inputs matched a rule`);
     }
-    notes.push('ratio = rate / plain Map.get over the same names and inputs (no normalisation, no rules); normalizeName is the shared edge normaliser, and decide starts with its fast path normalizeNameFast (no allocation for a canonical name)');
+    notes.push('ratio = rate / plain Map.get over the same names and inputs (no normalisation, no rules); normalizeName is the shared edge normaliser, which decide leaves out for a name already in canonical form (checked in the pass that looks it up)');
     notes.push(`rates are the median (and range) of ${ROUNDS} interleaved rounds of >= ${MIN_MS} ms each`);
     return { rows, notes };
   },
