@@ -48,6 +48,9 @@ function endsInNumber(name: string): boolean {
  * ASCII only (a Unicode SNI is invalid per RFC 6066), lowercased, one trailing dot removed,
  * labels of 1..63 characters from [a-z0-9-_] not starting or ending with '-', at most 253 characters,
  * and never an IP literal (nor anything a URL parser would read as one, such as "127.1").
+ * The policy engine's match (fqdn-policy compile.ts) applies these rules itself to a name it looks up, in
+ * the same backward pass, and asks here only about names that pass does not accept: a change to them
+ * belongs there too (its decide-names property test fails until it is made).
  */
 export function normalizeName(raw: string): NameResult {
   const name = plainName(raw);
