@@ -172,6 +172,33 @@ static void fail(relay_t *r, flow *f, int at, int err) {
  * does not starve the others. Edge-triggered: a side is tried only while its readiness flag says
  * so, and the flag is cleared when the kernel says it would block.
  */
+/*
+ * Whether direction k may read now: not once its end was read (the FIN is passed on, and the flow
+ * ends when both directions have), not while its socket would block, and not past 16 reads in one
+ * turn (the flow goes on the again list, so that one busy flow does not starve the others).
+ */
+static int may_read(relay_t *r, flow *f, int k, int round) {
+  dir *d = &f->d[k];
+  if (d->eof) {
+    if (!d->shut) {
+      shutdown(f->s[1 - k].fd, SHUT_WR);
+      d->shut = 1;
+      if (f->d[1 - k].shut) finish(r, f, R_NONE, 0);
+    }
+    return 0;
+  }
+  if (!f->s[k].readable) return 0;
+  if (round >= 16) {
+    if (!f->queued) {
+      f->queued = 1;
+      f->again = r->again;
+      r->again = f;
+    }
+    return 0;
+  }
+  return 1;
+}
+
 static void pump_splice(relay_t *r, flow *f, int k) {
   dir *d = &f->d[k];
   side *in = &f->s[k], *out = &f->s[1 - k];
@@ -189,22 +216,7 @@ static void pump_splice(relay_t *r, flow *f, int k) {
       d->piped -= (size_t)w;
       d->bytes += (uint64_t)w;
     }
-    if (d->eof) {
-      if (d->shut) return;
-      shutdown(out->fd, SHUT_WR);
-      d->shut = 1;
-      if (f->d[1 - k].shut) finish(r, f, R_NONE, 0);
-      return;
-    }
-    if (!in->readable) return;
-    if (round >= 16) {
-      if (!f->queued) {
-        f->queued = 1;
-        f->again = r->again;
-        r->again = f;
-      }
-      return;
-    }
+    if (!may_read(r, f, k, round)) return;
     ssize_t n = splice(in->fd, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) { /* the pipe is empty here: the socket has nothing */
@@ -264,22 +276,7 @@ static void pump(relay_t *r, flow *f, int k) {
       d->buf = NULL;
       d->off = d->len = 0;
     }
-    if (d->eof) {
-      if (d->shut) return;
-      shutdown(out->fd, SHUT_WR);
-      d->shut = 1;
-      if (f->d[1 - k].shut) finish(r, f, R_NONE, 0);
-      return;
-    }
-    if (!in->readable) return;
-    if (round >= 16) {
-      if (!f->queued) {
-        f->queued = 1;
-        f->again = r->again;
-        r->again = f;
-      }
-      return;
-    }
+    if (!may_read(r, f, k, round)) return;
     ssize_t n = recv(in->fd, r->scratch, SCRATCH, 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) {
