@@ -1,4 +1,4 @@
-export { normalizeName, normalizeNameFast, normalizeRuleName } from './names';
+export { normalizeName, normalizeRuleName } from './names';
 export type { NameProblem, NameResult } from './names';
 
 export {

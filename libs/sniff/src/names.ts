@@ -58,15 +58,6 @@ export function normalizeName(raw: string): NameResult {
 }
 
 /**
- * normalizeName's answer for an ordinary valid name, as the bare string: `raw` itself (no allocation at
- * all) when it is already canonical, as a name the edge has normalised once is. undefined does not mean
- * invalid, only unusual: ask normalizeName, which decides and explains. For per-decision paths.
- */
-export function normalizeNameFast(raw: string): string | undefined {
-  return plainName(raw);
-}
-
-/**
  * The hot path (every decision normalises a name): one pass over the characters that accepts
  * the common case, an ordinary valid name, without allocating more than the lowercased result.
  * Anything unusual (a numeric or hex last label, odd characters, bad label lengths) returns
