@@ -199,6 +199,23 @@ static int may_read(relay_t *r, flow *f, int k, int round) {
   return 1;
 }
 
+/*
+ * What a read (recv or splice) of direction k returned: 1, bytes to pass on; 0, the end, recorded
+ * (the caller goes on to pass the FIN); -1, stop here (the socket would block, or the flow failed).
+ */
+static int took(relay_t *r, flow *f, int k, ssize_t n) {
+  if (n > 0) return 1;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) f->s[k].readable = 0;
+    else fail(r, f, k, errno);
+    return -1;
+  }
+  f->d[k].eof = 1;
+  f->s[k].readable = 0;
+  if (!f->reason) f->reason = k == 0 ? R_CLIENT_CLOSED : R_UPSTREAM_CLOSED;
+  return 0;
+}
+
 static void pump_splice(relay_t *r, flow *f, int k) {
   dir *d = &f->d[k];
   side *in = &f->s[k], *out = &f->s[1 - k];
@@ -217,20 +234,11 @@ static void pump_splice(relay_t *r, flow *f, int k) {
       d->bytes += (uint64_t)w;
     }
     if (!may_read(r, f, k, round)) return;
+    /* the pipe is empty here, so would-block means the socket has nothing */
     ssize_t n = splice(in->fd, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) { /* the pipe is empty here: the socket has nothing */
-        in->readable = 0;
-        return;
-      }
-      return fail(r, f, k, errno);
-    }
-    if (n == 0) {
-      d->eof = 1;
-      in->readable = 0;
-      if (!f->reason) f->reason = k == 0 ? R_CLIENT_CLOSED : R_UPSTREAM_CLOSED;
-      continue;
-    }
+    int t = took(r, f, k, n);
+    if (t < 0) return;
+    if (t == 0) continue;
     d->piped = (size_t)n;
     if ((size_t)n < PIPE_BYTES && !in->rdhup) in->readable = 0;
   }
@@ -278,19 +286,9 @@ static void pump(relay_t *r, flow *f, int k) {
     }
     if (!may_read(r, f, k, round)) return;
     ssize_t n = recv(in->fd, r->scratch, SCRATCH, 0);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) {
-        in->readable = 0;
-        return;
-      }
-      return fail(r, f, k, errno);
-    }
-    if (n == 0) {
-      d->eof = 1;
-      in->readable = 0;
-      if (!f->reason) f->reason = k == 0 ? R_CLIENT_CLOSED : R_UPSTREAM_CLOSED;
-      continue;
-    }
+    int t = took(r, f, k, n);
+    if (t < 0) return;
+    if (t == 0) continue;
     /* less than asked: the queue was empty; the next bytes bring a new event. Not the end: a FIN
      * that came with these bytes brings none, so once it has been seen, read on until recv says 0. */
     if (n < SCRATCH && !in->rdhup) in->readable = 0;
