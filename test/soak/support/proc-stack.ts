@@ -168,10 +168,24 @@ export async function startProcStack(o: ProcStackOptions): Promise<ProcStack> {
 /** samples of one scrape: metric name (histograms: name_bucket, name_count, name_sum) → label sets and values */
 export type Scrape = Map<string, { labels: Record<string, string>; value: number }[]>;
 
+/**
+ * GET over fetch's pooled keep-alive connections. A connection idle about as long as the server's
+ * keep-alive timeout (5 s) can be closed by the server just as a request goes out on it
+ * (UND_ERR_SOCKET, seen once in CI after a 5 s wait); one retry, on a fresh connection, as a
+ * scraper's next interval would.
+ */
+async function getText(url: string): Promise<string> {
+  try {
+    return await (await fetch(url)).text();
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err;
+    return (await fetch(url)).text();
+  }
+}
+
 export async function scrape(port: number): Promise<Scrape> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
   const out: Scrape = new Map();
-  for (const line of (await res.text()).split('\n')) {
+  for (const line of (await getText(`http://127.0.0.1:${port}/metrics`)).split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
     if (!m) continue;
     const labels: Record<string, string> = {};
