@@ -15,6 +15,22 @@
  *                          client already ended, 2 the upstream already ended
  *   killAll(reason)        closes every flow with that reason (drain timeout)
  *   setMaxPipes(n)         how many directions may splice through a pipe at once (default 128)
+ *
+ * Native intake (SNI listeners): the thread also owns listening sockets, accepts, and reads each
+ * connection's first bytes until the TLS record framing says the ClientHello is complete (the same
+ * rule as libs/sniff's ClientHelloReader), the client closes, the sniff deadline passes or 64 KiB
+ * are held. JS parses those bytes, decides, connects, and then either attaches the upstream or
+ * refuses; it never creates a net.Socket for the client.
+ *   listen(host, port, backlog, sniffMs) -> [listener, port]   unlisten(listener)
+ *   records with code 100 accepted [id, listener, peerPort] + the peer address (payload);
+ *           101 hello [id, how (0 complete, 1 closed, 2 timeout, 3 full)] + the bytes (payload);
+ *           102 fd-limit [0, listener, peerPort] + address: accepted and closed at once (EMFILE);
+ *           103 accept error [0, listener, 0, 103, errno]
+ *   attach(id, upstreamFd, idleMs, downFirst|null, flags) -> boolean: the sniffed bytes go to the
+ *           upstream first, then both ways as adopt(); flags 2: the upstream already ended
+ *   refuse(id, reply|null, graceful): graceful sends reply, half-closes, discards what the client
+ *           still sends until it closes (at most 2 s); otherwise closes at once
+ * Accepted connections have negative ids; every one ends with an end record.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -27,6 +43,11 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +62,17 @@
 #define MAX_EVENTS 256
 
 enum { R_NONE = 0, R_CLIENT_CLOSED, R_UPSTREAM_CLOSED, R_IDLE, R_CLIENT_ERROR, R_UPSTREAM_ERROR, R_SHUTDOWN };
+enum { EV_ACCEPTED = 100, EV_HELLO, EV_FD_LIMIT, EV_ACCEPT_ERROR };
+enum { H_COMPLETE = 0, H_CLOSED, H_TIMEOUT, H_FULL };
+/* RELAY: both sockets, bytes flowing; SNIFF: reading the client's first bytes; WAIT: JS is
+ * deciding and connecting; LINGER: refused, discarding the client's bytes until it closes */
+enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER };
+/* libs/sniff: MAX_CLIENT_HELLO_BYTES, MAX_RECORD_PAYLOAD */
+#define MAX_HELLO (64 * 1024)
+#define MAX_RECORD_PAYLOAD (16 * 1024)
+#define LINGER_MS 2000
+#define MAX_LISTENERS 16
+#define HBUCKETS 4096
 
 typedef struct flow flow;
 typedef struct {
@@ -75,7 +107,32 @@ struct flow {
   /* queued: on the again list (stopped at its fair share with bytes still readable) */
   int queued;
   flow *prev, *next, *again;
+  /* native intake: the state, the sniff or linger deadline, the sniff buffer's size (d[0].buf),
+   * and the id table's chain */
+  int state;
+  int64_t deadline;
+  size_t cap;
+  flow *hnext;
 };
+
+/* a listening socket: s.i == 2 tells it from a flow's side in an epoll event */
+typedef struct {
+  side s;
+  /* open: 0 free, 1 listening, 2 unlisten() asked (the thread closes it and frees the slot) */
+  int idx, fd, open, paused;
+  int sniff_ms;
+  int64_t resume_at;
+} lsn;
+
+enum { C_REFUSE = 1, C_ATTACH, C_UNLISTEN };
+typedef struct cmd {
+  struct cmd *next;
+  int type;
+  double id;
+  int fd, flags, idle;
+  char *buf;
+  size_t len;
+} cmd;
 
 typedef struct {
   int ep, evfd;
@@ -88,6 +145,10 @@ typedef struct {
   int stop;
   double *done;
   size_t done_len, done_cap;
+  /* per record (done_len / RECORD of them): a payload copied for JS, or NULL */
+  char **pay;
+  size_t *paylen;
+  cmd *cmds;
   int notify_pending;
   /* relay thread only */
   flow *head;
@@ -96,6 +157,12 @@ typedef struct {
   int pipes;
   int max_pipes; /* written by the main thread (setMaxPipes), read atomically */
   int min_idle_ms;
+  int min_sniff_ms;
+  double next_cid;
+  /* kept open so that at EMFILE one connection can still be accepted, audited and closed */
+  int spare_fd;
+  flow *table[HBUCKETS];
+  lsn listeners[MAX_LISTENERS];
   char scratch[SCRATCH];
   /* main thread only */
   napi_threadsafe_function tsfn;
@@ -116,6 +183,50 @@ static void wake(relay_t *r) {
 
 /* ---- relay thread ---- */
 
+/* Queues a record (and a copy of its payload) for JS. */
+static void emit(relay_t *r, double id, double a, double b, int code, int err, const char *payload, size_t plen) {
+  char *copy = NULL;
+  if (payload && plen) {
+    copy = malloc(plen);
+    if (copy) memcpy(copy, payload, plen);
+  }
+  pthread_mutex_lock(&r->mu);
+  if (r->done_len + RECORD > r->done_cap) {
+    size_t cap = r->done_cap ? r->done_cap * 2 : 64 * RECORD;
+    double *grown = realloc(r->done, cap * sizeof(double));
+    if (grown) r->done = grown;
+    char **pay = realloc(r->pay, cap / RECORD * sizeof(char *));
+    if (pay) r->pay = pay;
+    size_t *paylen = realloc(r->paylen, cap / RECORD * sizeof(size_t));
+    if (paylen) r->paylen = paylen;
+    if (grown && pay && paylen) r->done_cap = cap;
+  }
+  if (r->done_len + RECORD <= r->done_cap) {
+    double *rec = r->done + r->done_len;
+    rec[0] = id;
+    rec[1] = a;
+    rec[2] = b;
+    rec[3] = code;
+    rec[4] = err;
+    r->pay[r->done_len / RECORD] = copy;
+    r->paylen[r->done_len / RECORD] = copy ? plen : 0;
+    r->done_len += RECORD;
+    copy = NULL;
+  }
+  pthread_mutex_unlock(&r->mu);
+  free(copy);
+}
+
+static flow **bucket(relay_t *r, double id) {
+  return &r->table[(uint64_t)(-id) & (HBUCKETS - 1)];
+}
+
+static flow *lookup(relay_t *r, double id) {
+  for (flow *f = *bucket(r, id); f; f = f->hnext)
+    if (f->id == id) return f;
+  return NULL;
+}
+
 static void finish(relay_t *r, flow *f, int reason, int err) {
   if (f->dead) return;
   f->dead = 1;
@@ -125,7 +236,7 @@ static void finish(relay_t *r, flow *f, int reason, int err) {
   }
   for (int i = 0; i < 2; i++) {
     if (f->s[i].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[i].fd, NULL);
-    close(f->s[i].fd);
+    if (f->s[i].fd >= 0) close(f->s[i].fd);
     free(f->d[i].buf);
     f->d[i].buf = NULL;
     if (f->d[i].pipe[0] >= 0) {
@@ -135,30 +246,17 @@ static void finish(relay_t *r, flow *f, int reason, int err) {
       r->pipes--;
     }
   }
+  if (f->id < 0) {
+    flow **p = bucket(r, f->id);
+    while (*p && *p != f) p = &(*p)->hnext;
+    if (*p) *p = f->hnext;
+  }
   if (f->prev) f->prev->next = f->next;
   else r->head = f->next;
   if (f->next) f->next->prev = f->prev;
   f->next = r->graveyard; /* freed after the current batch of events, which may still name it */
   r->graveyard = f;
-  pthread_mutex_lock(&r->mu);
-  if (r->done_len + RECORD > r->done_cap) {
-    size_t cap = r->done_cap ? r->done_cap * 2 : 64 * RECORD;
-    double *grown = realloc(r->done, cap * sizeof(double));
-    if (grown) {
-      r->done = grown;
-      r->done_cap = cap;
-    }
-  }
-  if (r->done_len + RECORD <= r->done_cap) {
-    double *rec = r->done + r->done_len;
-    rec[0] = f->id;
-    rec[1] = (double)f->d[0].bytes;
-    rec[2] = (double)f->d[1].bytes;
-    rec[3] = f->reason;
-    rec[4] = f->err;
-    r->done_len += RECORD;
-  }
-  pthread_mutex_unlock(&r->mu);
+  emit(r, f->id, (double)f->d[0].bytes, (double)f->d[1].bytes, f->reason, f->err, NULL, 0);
 }
 
 /* `at`: the side whose socket failed (0 client, 1 upstream) */
@@ -310,21 +408,212 @@ static void pump(relay_t *r, flow *f, int k) {
   }
 }
 
+/* ---- native intake (relay thread) ---- */
+
+/*
+ * 1 when libs/sniff's ClientHelloReader would give a final answer on these bytes (a complete hello,
+ * not TLS, malformed framing, too large), 0 while it would need more: the same header checks, in
+ * the same order, so a malformed or oversized hello is handed to JS as soon as JS could refuse it.
+ */
+static int hello_final(const unsigned char *b, size_t n) {
+  size_t pos = 0, hs_fill = 0, body_len = 0, body_fill = 0;
+  unsigned char hh[4];
+  int have_body = 0;
+  while (pos < n) {
+    if (n - pos < 5) {
+      if (b[pos] != 0x16) return 1;
+      if (n - pos > 1 && b[pos + 1] != 0x03) return 1;
+      if (n - pos > 2 && b[pos + 2] > 0x04) return 1;
+      return 0;
+    }
+    if (b[pos] != 0x16 || b[pos + 1] != 0x03 || b[pos + 2] > 0x04) return 1;
+    size_t len = ((size_t)b[pos + 3] << 8) | b[pos + 4];
+    size_t at = pos + 5;
+    if (len == 0 || len > MAX_RECORD_PAYLOAD || at + len > MAX_HELLO) return 1;
+    size_t avail = n - at < len ? n - at : len;
+    for (size_t k = 0; k < avail;) {
+      if (!have_body) {
+        unsigned char c = b[at + k++];
+        hh[hs_fill++] = c;
+        if (hs_fill == 1 && c != 0x01) return 1;
+        if (hs_fill == 4) {
+          body_len = ((size_t)hh[1] << 16) | ((size_t)hh[2] << 8) | hh[3];
+          size_t message = 4 + body_len;
+          if (message + 5 * ((message + MAX_RECORD_PAYLOAD - 1) / MAX_RECORD_PAYLOAD) > MAX_HELLO) return 1;
+          if (body_len == 0) return 1;
+          have_body = 1;
+        }
+        continue;
+      }
+      size_t take = avail - k < body_len - body_fill ? avail - k : body_len - body_fill;
+      body_fill += take;
+      k += take;
+      if (body_fill == body_len) return 1;
+    }
+    if (avail < len) return 0;
+    pos = at + len;
+  }
+  return 0;
+}
+
+/* The sniffed bytes go to JS; the flow waits for its verdict (attach or refuse). */
+static void hello_out(relay_t *r, flow *f, int how) {
+  f->state = ST_WAIT;
+  emit(r, f->id, how, 0, EV_HELLO, 0, f->d[0].buf, f->d[0].len);
+}
+
+static void sniff_read(relay_t *r, flow *f) {
+  dir *d = &f->d[0];
+  for (;;) {
+    if (d->len == f->cap) {
+      size_t cap = f->cap * 2 > MAX_HELLO ? MAX_HELLO : f->cap * 2;
+      if (cap <= f->cap) return hello_out(r, f, H_FULL);
+      char *grown = realloc(d->buf, cap);
+      if (!grown) return fail(r, f, 0, ENOMEM);
+      d->buf = grown;
+      f->cap = cap;
+    }
+    ssize_t n = recv(f->s[0].fd, d->buf + d->len, f->cap - d->len, 0);
+    if (n > 0) {
+      d->len += (size_t)n;
+      if (hello_final((const unsigned char *)d->buf, d->len)) return hello_out(r, f, H_COMPLETE);
+      continue;
+    }
+    if (n == 0) {
+      d->eof = 1;
+      if (!f->reason) f->reason = R_CLIENT_CLOSED;
+      return hello_out(r, f, H_CLOSED);
+    }
+    if (errno == EAGAIN || errno == EINTR) {
+      f->s[0].readable = 0;
+      return;
+    }
+    int err = errno;
+    hello_out(r, f, H_CLOSED);
+    return fail(r, f, 0, err);
+  }
+}
+
+/* A refused client: whatever it still sends is read and dropped until it closes. */
+static void linger_read(relay_t *r, flow *f) {
+  for (;;) {
+    ssize_t n = recv(f->s[0].fd, r->scratch, SCRATCH, 0);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    return finish(r, f, R_NONE, 0);
+  }
+}
+
+static int peer_text(const struct sockaddr_storage *ss, char *out, size_t size) {
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)size);
+    return ntohs(a->sin6_port);
+  }
+  const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+  inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)size);
+  return ntohs(a->sin_port);
+}
+
+static void pause_listener(relay_t *r, lsn *l, int64_t now) {
+  epoll_ctl(r->ep, EPOLL_CTL_DEL, l->fd, NULL);
+  l->paused = 1;
+  l->resume_at = now + 50;
+}
+
+static void on_accept(relay_t *r, lsn *l, int64_t now) {
+  char addr[INET6_ADDRSTRLEN];
+  for (int k = 0; k < 64 && l->open && !l->paused; k++) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if ((err == EMFILE || err == ENFILE) && r->spare_fd >= 0) {
+        /* out of descriptors: the spare one takes the connection, which is audited and closed */
+        close(r->spare_fd);
+        sl = sizeof(ss);
+        fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+        if (fd >= 0) {
+          int port = peer_text(&ss, addr, sizeof(addr));
+          emit(r, 0, l->idx, port, EV_FD_LIMIT, err, addr, strlen(addr));
+          close(fd);
+        }
+        r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        continue;
+      }
+      /* the listener stays readable: a short pause instead of a busy loop */
+      emit(r, 0, l->idx, 0, EV_ACCEPT_ERROR, err, NULL, 0);
+      return pause_listener(r, l, now);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    flow *f = calloc(1, sizeof(flow));
+    char *buf = malloc(4096);
+    int port = peer_text(&ss, addr, sizeof(addr));
+    r->next_cid -= 1;
+    if (!f || !buf) {
+      free(f);
+      free(buf);
+      close(fd);
+      emit(r, 0, l->idx, port, EV_FD_LIMIT, ENOMEM, addr, strlen(addr));
+      continue;
+    }
+    f->id = r->next_cid;
+    f->state = ST_SNIFF;
+    f->deadline = now + l->sniff_ms;
+    f->d[0].buf = buf;
+    f->cap = 4096;
+    f->d[0].pipe[0] = f->d[0].pipe[1] = f->d[1].pipe[0] = f->d[1].pipe[1] = -1;
+    f->s[0].fd = fd;
+    f->s[1].fd = -1;
+    for (int i = 0; i < 2; i++) {
+      f->s[i].f = f;
+      f->s[i].i = i;
+    }
+    f->next = r->head;
+    if (r->head) r->head->prev = f;
+    r->head = f;
+    flow **b = bucket(r, f->id);
+    f->hnext = *b;
+    *b = f;
+    emit(r, f->id, l->idx, port, EV_ACCEPTED, 0, addr, strlen(addr));
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[0]};
+    if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      fail(r, f, 0, errno);
+      continue;
+    }
+    f->s[0].registered = 1;
+    /* the hello is often there already: read it now rather than after another epoll round */
+    sniff_read(r, f);
+  }
+}
+
 static void on_event(relay_t *r, side *s, uint32_t events, int64_t now) {
+  if (s->i == 2) return on_accept(r, (lsn *)s, now);
   flow *f = s->f;
   int i = s->i;
   if (f->dead) return;
+  if (f->state == ST_LINGER) return linger_read(r, f);
+  if (f->state == ST_SNIFF && !(events & EPOLLERR)) {
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) sniff_read(r, f);
+    return;
+  }
   f->last = now;
   if (events & EPOLLERR) {
     /* a reset or a failed send: the connection is gone, and with it whatever was pending */
     int err = 0;
     socklen_t len = sizeof(err);
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = EPIPE;
+    if (f->state == ST_SNIFF) hello_out(r, f, H_CLOSED);
     return fail(r, f, i, err);
   }
   if (events & (EPOLLRDHUP | EPOLLHUP)) s->rdhup = 1;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) s->readable = 1;
   if (events & (EPOLLOUT | EPOLLHUP)) s->writable = 1;
+  if (f->state == ST_WAIT) return; /* JS is deciding: the readiness is kept for the relay */
   pump(r, f, i);
   if (!f->dead) pump(r, f, 1 - i);
 }
@@ -362,6 +651,86 @@ static void adopt_incoming(relay_t *r, flow *list, int64_t now) {
   }
 }
 
+/* JS's verdicts on accepted connections, and listeners to close, in the order they were given. */
+static void run_commands(relay_t *r, cmd *list, int64_t now) {
+  cmd *rev = NULL;
+  while (list) {
+    cmd *c = list;
+    list = c->next;
+    c->next = rev;
+    rev = c;
+  }
+  while (rev) {
+    cmd *c = rev;
+    rev = c->next;
+    if (c->type == C_UNLISTEN) {
+      lsn *l = &r->listeners[c->idle];
+      if (l->open) {
+        if (!l->paused) epoll_ctl(r->ep, EPOLL_CTL_DEL, l->fd, NULL);
+        close(l->fd);
+        __atomic_store_n(&l->open, 0, __ATOMIC_RELEASE); /* the slot is free for listen() again */
+      }
+      free(c);
+      continue;
+    }
+    flow *f = lookup(r, c->id);
+    if (!f || f->dead || f->state == ST_RELAY || f->state == ST_LINGER || (c->type == C_ATTACH && f->state != ST_WAIT)) {
+      /* gone already (its end record is on its way) or refused twice: nothing to do */
+      if (c->fd >= 0) close(c->fd);
+      free(c->buf);
+      free(c);
+      continue;
+    }
+    if (c->type == C_REFUSE) {
+      if (!(c->flags & 1)) {
+        finish(r, f, R_NONE, 0);
+      } else {
+        if (c->len) {
+          ssize_t ignored = send(f->s[0].fd, c->buf, c->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+          (void)ignored;
+        }
+        shutdown(f->s[0].fd, SHUT_WR);
+        free(f->d[0].buf);
+        f->d[0].buf = NULL;
+        f->d[0].len = f->d[0].off = 0;
+        f->state = ST_LINGER;
+        f->deadline = now + LINGER_MS;
+        linger_read(r, f);
+      }
+      free(c->buf);
+      free(c);
+      continue;
+    }
+    /* C_ATTACH: the sniffed bytes are d[0]'s pending bytes; the upstream's first bytes d[1]'s */
+    f->s[1].fd = c->fd;
+    f->d[1].buf = c->buf;
+    f->d[1].len = c->len;
+    f->d[1].eof = (c->flags & 2) != 0;
+    f->idle_ms = c->idle;
+    if (f->idle_ms > 0 && (r->min_idle_ms == 0 || f->idle_ms < r->min_idle_ms)) r->min_idle_ms = f->idle_ms;
+    if (f->d[0].len == 0) {
+      free(f->d[0].buf);
+      f->d[0].buf = NULL;
+    }
+    f->state = ST_RELAY;
+    f->last = now;
+    /* the client's readiness is unknown after the sniff (a read that stops at the hello's end
+     * does not drain the socket): assume readable, and recv says otherwise */
+    f->s[0].readable = 1;
+    f->s[0].writable = 1;
+    f->s[1].writable = 1;
+    free(c);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[1]};
+    if (epoll_ctl(r->ep, EPOLL_CTL_ADD, f->s[1].fd, &ev) != 0) {
+      fail(r, f, 1, errno);
+      continue;
+    }
+    f->s[1].registered = 1;
+    pump(r, f, 0);
+    if (!f->dead) pump(r, f, 1);
+  }
+}
+
 static void kill_all(relay_t *r, int reason) {
   while (r->head) finish(r, r->head, reason, 0);
 }
@@ -371,9 +740,13 @@ static void *run(void *arg) {
   struct epoll_event evs[MAX_EVENTS];
   int64_t last_sweep = now_ms();
   for (;;) {
-    int step = r->min_idle_ms > 0 ? r->min_idle_ms / 10 : 1000;
+    int base = r->min_idle_ms;
+    if (r->min_sniff_ms > 0 && (base == 0 || r->min_sniff_ms < base)) base = r->min_sniff_ms;
+    int step = base > 0 ? base / 10 : 1000;
     if (step < 25) step = 25;
     if (step > 1000) step = 1000;
+    for (int l = 0; l < MAX_LISTENERS; l++)
+      if (r->listeners[l].open && r->listeners[l].paused) step = 25;
     int n = epoll_wait(r->ep, evs, MAX_EVENTS, r->again ? 0 : step);
     int64_t now = now_ms();
     int stop = 0;
@@ -385,11 +758,14 @@ static void *run(void *arg) {
         pthread_mutex_lock(&r->mu);
         flow *list = r->incoming;
         r->incoming = NULL;
+        cmd *cmds = r->cmds;
+        r->cmds = NULL;
         int kill = r->kill_reason;
         r->kill_reason = 0;
         stop = r->stop;
         pthread_mutex_unlock(&r->mu);
         adopt_incoming(r, list, now);
+        run_commands(r, cmds, now);
         if (kill) kill_all(r, kill);
         continue;
       }
@@ -400,7 +776,21 @@ static void *run(void *arg) {
       last_sweep = now;
       for (flow *f = r->head, *next; f; f = next) {
         next = f->next;
-        if (f->idle_ms > 0 && now - f->last >= f->idle_ms) finish(r, f, R_IDLE, 0);
+        if (f->state == ST_SNIFF) {
+          if (now >= f->deadline) hello_out(r, f, H_TIMEOUT);
+        } else if (f->state == ST_LINGER) {
+          if (now >= f->deadline) finish(r, f, R_NONE, 0);
+        } else if (f->state == ST_RELAY && f->idle_ms > 0 && now - f->last >= f->idle_ms) {
+          finish(r, f, R_IDLE, 0);
+        }
+      }
+      for (int l = 0; l < MAX_LISTENERS; l++) {
+        lsn *ls = &r->listeners[l];
+        if (ls->open && ls->paused && now >= ls->resume_at) {
+          struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ls->s};
+          if (epoll_ctl(r->ep, EPOLL_CTL_ADD, ls->fd, &ev) == 0) ls->paused = 0;
+          else ls->resume_at = now + 50;
+        }
       }
     }
     /* a dead flow still on the again list is freed once run_again has taken it off */
@@ -439,28 +829,46 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   if (!env) return;
   pthread_mutex_lock(&r->mu);
   double *done = r->done;
+  char **pay = r->pay;
+  size_t *paylen = r->paylen;
   size_t len = r->done_len;
   r->done = NULL;
+  r->pay = NULL;
+  r->paylen = NULL;
   r->done_len = r->done_cap = 0;
   r->notify_pending = 0;
   pthread_mutex_unlock(&r->mu);
-  if (!len) {
-    free(done);
-    return;
-  }
-  napi_value ab, arr, global;
+  size_t records = len / RECORD;
+  napi_value ab, argv[2], global;
   void *bytes;
-  if (napi_create_arraybuffer(env, len * sizeof(double), &bytes, &ab) == napi_ok) {
+  if (len && napi_create_arraybuffer(env, len * sizeof(double), &bytes, &ab) == napi_ok) {
     memcpy(bytes, done, len * sizeof(double));
-    napi_create_typedarray(env, napi_float64_array, len, ab, 0, &arr);
-    r->active -= (int64_t)(len / RECORD);
+    napi_create_typedarray(env, napi_float64_array, len, ab, 0, &argv[0]);
+    napi_get_undefined(env, &argv[1]);
+    for (size_t i = 0; i < records; i++) {
+      /* the flows adopt() took keep the callback referenced until they end */
+      if (done[i * RECORD] > 0 && done[i * RECORD + 3] < EV_ACCEPTED) r->active--;
+      if (!pay[i]) continue;
+      napi_value buf, undef;
+      bool is_array = false;
+      napi_is_array(env, argv[1], &is_array);
+      if (!is_array) {
+        napi_create_array_with_length(env, records, &argv[1]);
+        napi_get_undefined(env, &undef);
+      }
+      void *copy;
+      if (napi_create_buffer_copy(env, paylen[i], pay[i], &copy, &buf) == napi_ok) napi_set_element(env, argv[1], (uint32_t)i, buf);
+    }
     if (r->active <= 0) {
       r->active = 0;
       napi_unref_threadsafe_function(env, r->tsfn);
     }
     napi_get_global(env, &global);
-    napi_call_function(env, global, cb, 1, &arr, NULL);
+    napi_call_function(env, global, cb, 2, argv, NULL);
   }
+  for (size_t i = 0; i < records; i++) free(pay[i]);
+  free(pay);
+  free(paylen);
   free(done);
 }
 
@@ -482,8 +890,20 @@ static void cleanup(void *arg) {
     }
     free(f);
   }
+  for (cmd *c = r->cmds, *next; c; c = next) {
+    next = c->next;
+    if (c->fd >= 0) close(c->fd);
+    free(c->buf);
+    free(c);
+  }
+  for (int l = 0; l < MAX_LISTENERS; l++)
+    if (r->listeners[l].open) close(r->listeners[l].fd);
+  if (r->spare_fd >= 0) close(r->spare_fd);
   if (r->ep >= 0) close(r->ep);
   if (r->evfd >= 0) close(r->evfd);
+  for (size_t i = 0; i < r->done_len / RECORD; i++) free(r->pay[i]);
+  free(r->pay);
+  free(r->paylen);
   free(r->done);
   pthread_mutex_destroy(&r->mu);
   free(r);
@@ -603,10 +1023,189 @@ static napi_value js_set_max_pipes(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void push_cmd(relay_t *r, cmd *c) {
+  pthread_mutex_lock(&r->mu);
+  c->next = r->cmds;
+  r->cmds = c;
+  pthread_mutex_unlock(&r->mu);
+  wake(r);
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *what) {
+  char msg[512];
+  const char *name = strerrorname_np(err);
+  snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
+  napi_throw_error(env, name ? name : "PORTCULLIS_RELAY", msg);
+  return NULL;
+}
+
+/* listen(host, port, backlog, sniffMs) -> [listener, port] */
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result, v;
+  relay_t *r = state(env);
+  char host[256];
+  size_t hlen;
+  int32_t port, backlog, sniff_ms;
+  if (!r->started) return throw_error(env, "relay not started");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || napi_get_value_string_utf8(env, argv[0], host, sizeof(host), &hlen) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_int32(env, argv[2], &backlog) != napi_ok || napi_get_value_int32(env, argv[3], &sniff_ms) != napi_ok)
+    return throw_error(env, "listen(host, port, backlog, sniffMs)");
+  int idx = -1;
+  for (int l = 0; l < MAX_LISTENERS; l++)
+    if (__atomic_load_n(&r->listeners[l].open, __ATOMIC_ACQUIRE) == 0) {
+      idx = l;
+      break;
+    }
+  if (idx < 0) return throw_error(env, "too many native listeners");
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
+  char service[16];
+  snprintf(service, sizeof(service), "%d", port);
+  int gai = getaddrinfo(host[0] ? host : NULL, service, &hints, &res);
+  if (gai != 0 || !res) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "listen %s: %s", host, gai_strerror(gai));
+    napi_throw_error(env, "ENOTFOUND", msg);
+    return NULL;
+  }
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int err = 0;
+  if (fd < 0) err = errno;
+  else {
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (res->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* as Node: "::" takes IPv4 too */
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, backlog) != 0) err = errno;
+  }
+  freeaddrinfo(res);
+  if (err) {
+    if (fd >= 0) close(fd);
+    char what[300];
+    snprintf(what, sizeof(what), "listen %s:%d", host, port);
+    return throw_errno(env, err, what);
+  }
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  int bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (r->spare_fd < 0) r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  lsn *l = &r->listeners[idx];
+  l->s.i = 2;
+  l->s.f = NULL;
+  l->idx = idx;
+  l->fd = fd;
+  l->sniff_ms = sniff_ms;
+  l->paused = 0;
+  __atomic_store_n(&l->open, 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&r->mu);
+  if (sniff_ms > 0 && (r->min_sniff_ms == 0 || sniff_ms < r->min_sniff_ms)) r->min_sniff_ms = sniff_ms;
+  pthread_mutex_unlock(&r->mu);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->s};
+  if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    err = errno;
+    l->open = 0;
+    close(fd);
+    return throw_errno(env, err, "epoll_ctl");
+  }
+  /* an open listener keeps the process alive, as a net.Server does */
+  if (r->active++ == 0) napi_ref_threadsafe_function(env, r->tsfn);
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, idx, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_int32(env, bound, &v);
+  napi_set_element(env, result, 1, v);
+  return result;
+}
+
+static napi_value js_unlisten(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t idx;
+  relay_t *r = state(env);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &idx) != napi_ok || idx < 0 || idx >= MAX_LISTENERS)
+    return throw_error(env, "unlisten(listener)");
+  cmd *c = calloc(1, sizeof(cmd));
+  if (!c) return throw_error(env, "out of memory");
+  if (__atomic_load_n(&r->listeners[idx].open, __ATOMIC_ACQUIRE) != 1) {
+    free(c);
+    return NULL;
+  }
+  __atomic_store_n(&r->listeners[idx].open, 2, __ATOMIC_RELEASE);
+  c->type = C_UNLISTEN;
+  c->idle = idx;
+  c->fd = -1;
+  push_cmd(r, c);
+  if (--r->active <= 0) {
+    r->active = 0;
+    napi_unref_threadsafe_function(env, r->tsfn);
+  }
+  return NULL;
+}
+
+/* refuse(id, reply|null, graceful) */
+static napi_value js_refuse(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  double id;
+  bool graceful = false;
+  relay_t *r = state(env);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_value_double(env, argv[0], &id) != napi_ok || napi_get_value_bool(env, argv[2], &graceful) != napi_ok)
+    return throw_error(env, "refuse(id, reply, graceful)");
+  cmd *c = calloc(1, sizeof(cmd));
+  dir d = {0};
+  if (!c || !copy_first(env, argv[1], &d)) {
+    free(c);
+    return throw_error(env, "out of memory");
+  }
+  c->type = C_REFUSE;
+  c->id = id;
+  c->fd = -1;
+  c->flags = graceful ? 1 : 0;
+  c->buf = d.buf;
+  c->len = d.len;
+  push_cmd(r, c);
+  return NULL;
+}
+
+/* attach(id, upstreamFd, idleMs, downFirst|null, flags) -> boolean */
+static napi_value js_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result;
+  double id;
+  int32_t ufd, idle, flags;
+  relay_t *r = state(env);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_get_value_double(env, argv[0], &id) != napi_ok || napi_get_value_int32(env, argv[1], &ufd) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &idle) != napi_ok || napi_get_value_int32(env, argv[4], &flags) != napi_ok)
+    return throw_error(env, "attach(id, upstreamFd, idleMs, downFirst, flags)");
+  cmd *c = calloc(1, sizeof(cmd));
+  dir d = {0};
+  bool ok = false;
+  if (c && copy_first(env, argv[3], &d)) {
+    c->fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
+    if (c->fd >= 0) {
+      c->type = C_ATTACH;
+      c->id = id;
+      c->idle = idle;
+      c->flags = flags;
+      c->buf = d.buf;
+      c->len = d.len;
+      push_cmd(r, c);
+      ok = true;
+    } else {
+      free(d.buf);
+      free(c);
+    }
+  } else {
+    free(c);
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   relay_t *r = calloc(1, sizeof(relay_t));
   if (!r) return NULL;
-  r->ep = r->evfd = -1;
+  r->ep = r->evfd = r->spare_fd = -1;
   r->max_pipes = SPLICE_MAX_DEFAULT;
   pthread_mutex_init(&r->mu, NULL);
   napi_set_instance_data(env, r, NULL, NULL);
@@ -616,8 +1215,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"killAll", NULL, js_kill_all, NULL, NULL, NULL, napi_default, NULL},
       {"setMaxPipes", NULL, js_set_max_pipes, NULL, NULL, NULL, napi_default, NULL},
+      {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL},
+      {"refuse", NULL, js_refuse, NULL, NULL, NULL, napi_default, NULL},
+      {"attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 8, props);
   return exports;
 }
 

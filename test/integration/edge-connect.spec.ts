@@ -136,6 +136,10 @@ describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
     });
     expect(stack.edge.relay).toBe(relay);
   });
+  it('SNI listeners are accepted and sniffed by the relay thread under the native relay, by Node under the JavaScript one', () => {
+    for (const name of ['tls', 'server-first', 'reset', 'exchange']) expect(stack.edge.listeners[name]?.intake).toBe(relay === 'native' ? 'native' : 'node');
+  });
+
   afterAll(async () => {
     await stack?.stop();
     clientFirst?.server.close();

@@ -2,20 +2,20 @@
 // Every outcome, refusal and failure ends in exactly one flow.start and one flow.end.
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ClientHelloReader } from '@portcullis/sniff';
+import { ClientHelloReader, readClientHello } from '@portcullis/sniff';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
 import type { ListenerConfig, Logger } from '@portcullis/platform';
 import { connectUpstream } from './connect';
 import type { DnsCache } from './connect';
 import type { DecideInput, DecisionClient, Verdict } from './decide';
-import { ACCESS_DENIED_ALERT, intake } from './intake';
+import { ACCESS_DENIED_ALERT, fromHello, intake } from './intake';
 import type { Intake } from './intake';
 import { idleWatch } from './idle';
 import type { IdleWatch } from './idle';
 import { endStage, FlowTrace } from './observe';
 import type { EdgeMetrics } from './observe';
 import type { SsrfGuard } from './ssrf';
-import type { NativeRelay } from './native-relay';
+import type { NativeClient, NativeRelay } from './native-relay';
 
 export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT, INTERNAL_ERROR_ALERT } from './intake';
 
@@ -40,78 +40,59 @@ export interface FlowContext {
   shuttingDown(): boolean;
 }
 
+/** The intake of a connection the listener refused before reading it (a connection limit). */
+function refusedIntake(reason: string): Intake {
+  return { sni: '', connectHost: '', port: 0, protocol: 'unknown', ech: false, echGrease: false, noNameReason: reason, outcome: 'refused', refusal: { reason, reply: Buffer.alloc(0), detail: `over ${reason}` }, forward: [], replies: { denied: () => Buffer.alloc(0), unreachable: () => Buffer.alloc(0) }, tunnel: false };
+}
+
+type Decided = { refuse: Buffer; reason: string } | { upstream: Socket; address: string };
+
 /**
- * `refusedBy`: the listener already refused this connection (a connection limit); it still gets
- * its pair of flow events, and the client a plain close.
+ * What every flow shares whatever carries its client (a Node socket, or the native intake): the
+ * decision, the upstream connection, and exactly one flow.start and one flow.end.
  */
-export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: string): Promise<void> {
-  const started = Date.now();
-  const flowId = randomUUID();
-  const spans = new FlowTrace({ listener: ctx.listener.name, flowId });
-  let closeReason = '';
-  let startEvent: FlowStart | undefined;
+class FlowCore {
+  readonly started = Date.now();
+  readonly flowId = randomUUID();
+  readonly spans: FlowTrace;
+  closeReason = '';
+  startEvent: FlowStart | undefined;
   /** a name learned after the decision (a ClientHello inside a CONNECT/SOCKS tunnel) */
-  let tunnelSni = '';
-  ctx.track(client);
-  client.on('error', (err: NodeJS.ErrnoException) => {
-    closeReason ||= `client-error:${err.code ?? 'unknown'}`;
-  });
+  tunnelSni = '';
+  private ended = false;
+  learned!: Intake;
+  srcAddress = '';
+  src = '';
 
-  // report: the flow.end record, the canonical close log line, byte counters, the root span.
-  let ended = false;
-  /** `relayed`: the byte counts of a flow the native relay carried (the sockets' own are not) */
-  const endFlow = (upstream?: Socket, relayed?: { bytesUp: number; bytesDown: number }): void => {
-    if (!startEvent || ended) return;
-    ended = true;
-    const bytesUp = relayed ? relayed.bytesUp : (upstream?.bytesWritten ?? 0);
-    const bytesDown = relayed ? relayed.bytesDown : upstream ? client.bytesWritten - established : 0;
-    const reason = closeReason || (ctx.shuttingDown() ? 'shutdown' : 'closed');
-    const end: FlowEnd = { ...startEvent, event: 'flow.end', bytesUp, bytesDown, durationMs: Date.now() - started, closeReason: reason, traceId: spans.traceId };
-    if (tunnelSni) end.sni = tunnelSni;
-    ctx.report(end);
-    if (bytesUp) ctx.metrics.bytes.add(bytesUp, { direction: 'up' });
-    if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
-    spans.end({ sni: end.sni, connectHost: end.connectHost, verdict: end.verdict, ruleId: end.ruleId, reason: end.reason, dst: end.dst, bytesUp, bytesDown, closeReason: reason });
-    // the canonical log line of a flow: one per connection, at its end, with everything
-    ctx.log.info({ flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, ruleId: end.ruleId || undefined, reason: end.reason, dst: end.dst, src: end.src, protocol: end.protocol, closeReason: reason, bytesUp, bytesDown, durationMs: end.durationMs, traceId: end.traceId || undefined }, 'flow.end');
-  };
+  constructor(readonly ctx: FlowContext) {
+    this.spans = new FlowTrace({ listener: ctx.listener.name, flowId: this.flowId });
+  }
 
-  const refuse = (reply: Buffer, reason: string): void => {
-    closeReason = reason;
-    if (client.closed) return endFlow();
-    client.once('close', () => endFlow());
-    if (client.destroyed) return;
-    client.resume(); // discard whatever else the client sends
-    if (reply.length) client.end(reply);
-    else client.end();
-    client.setTimeout(2_000, () => client.destroy());
-  };
+  /** After the sniff stage: what was learned, and who the client is. */
+  sniffed(learned: Intake, refusedBy: string | undefined, sniffSpan: ReturnType<FlowTrace['stage']>, remoteAddress: string, remotePort: number): void {
+    this.learned = learned;
+    if (!refusedBy) this.ctx.metrics.sniff.add(1, { outcome: learned.outcome });
+    endStage(sniffSpan, { sni: learned.sni, connectHost: learned.connectHost, protocol: learned.protocol, outcome: learned.outcome });
+    this.srcAddress = learned.source?.address ?? remoteAddress;
+    this.src = `${this.srcAddress}:${learned.source?.port ?? remotePort}`;
+  }
 
-  // sniff (unless the listener already refused the connection)
-  const sniffSpan = refusedBy ? undefined : spans.stage('edge.sniff');
-  const learned: Intake = refusedBy
-    ? { sni: '', connectHost: '', port: 0, protocol: 'unknown', ech: false, echGrease: false, noNameReason: refusedBy, outcome: 'refused', refusal: { reason: refusedBy, reply: Buffer.alloc(0), detail: `over ${refusedBy}` }, forward: [], replies: { denied: () => Buffer.alloc(0), unreachable: () => Buffer.alloc(0) }, tunnel: false }
-    : await intake(client, ctx.listener, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
-  if (!refusedBy) ctx.metrics.sniff.add(1, { outcome: learned.outcome });
-  endStage(sniffSpan, { sni: learned.sni, connectHost: learned.connectHost, protocol: learned.protocol, outcome: learned.outcome });
-  const srcAddress = learned.source?.address ?? client.remoteAddress ?? '';
-  const src = `${srcAddress}:${learned.source?.port ?? client.remotePort ?? 0}`;
-  const port = learned.port;
-  const name = learned.connectHost || learned.sni;
-  const dstName = name ? `${name}:${port}` : '';
-  /** bytes of our own CONNECT/SOCKS success reply, not relayed data */
-  let established = 0;
+  get dstName(): string {
+    const name = this.learned.connectHost || this.learned.sni;
+    return name ? `${name}:${this.learned.port}` : '';
+  }
 
-  const begin = (v: Pick<Verdict, 'verdict' | 'ruleId' | 'reason' | 'detail' | 'policyVersion' | 'wouldDeny'>, dst: string): FlowStart => {
-    const traceparent = spans.traceparent;
-    startEvent = {
+  begin(v: Pick<Verdict, 'verdict' | 'ruleId' | 'reason' | 'detail' | 'policyVersion' | 'wouldDeny'>, dst: string): FlowStart {
+    const { ctx, learned } = this;
+    const traceparent = this.spans.traceparent;
+    const startEvent: FlowStart = {
       v: 1,
       event: 'flow.start',
-      flowId,
+      flowId: this.flowId,
       nodeId: ctx.nodeId,
       listener: ctx.listener.name,
       mode: ctx.listener.mode,
-      src,
+      src: this.src,
       dst,
       sni: learned.sni,
       connectHost: learned.connectHost,
@@ -121,60 +102,120 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
       reason: v.reason,
       detail: v.detail,
       policyVersion: v.policyVersion,
-      startTime: new Date(started).toISOString(),
+      startTime: new Date(this.started).toISOString(),
       ...(v.wouldDeny ? { wouldDeny: true } : {}),
       ...(learned.echGrease ? { echGrease: true } : {}),
       ...(traceparent ? { traceparent } : {}),
     };
+    this.startEvent = startEvent;
     ctx.report(startEvent);
     ctx.metrics.flows.add(1, { listener: ctx.listener.name, verdict: v.verdict, reason: v.reason });
     // flow.start is in the audit stream; as a log line only at debug (flow.end has it all)
-    if (ctx.log.isLevelEnabled('debug')) ctx.log.debug({ flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src, protocol: learned.protocol, traceId: spans.traceId || undefined }, 'flow.start');
+    if (ctx.log.isLevelEnabled('debug')) ctx.log.debug({ flowId: this.flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src: this.src, protocol: learned.protocol, traceId: this.spans.traceId || undefined }, 'flow.start');
     return startEvent;
-  };
-
-  if (learned.refusal) {
-    begin({ verdict: 'deny', ruleId: '', reason: learned.refusal.reason, detail: learned.refusal.detail, policyVersion: ctx.decider.policyVersion, wouldDeny: false }, dstName);
-    return refuse(learned.refusal.reply, learned.refusal.reason);
   }
 
-  // decide
-  const ask = async (sni: string, connectHost: string, span: ReturnType<FlowTrace['stage']>): Promise<Verdict> => {
+  /** report: the flow.end record, the canonical close log line, byte counters, the root span. */
+  end(bytesUp: number, bytesDown: number): void {
+    const { ctx, startEvent } = this;
+    if (!startEvent || this.ended) return;
+    this.ended = true;
+    const reason = this.closeReason || (ctx.shuttingDown() ? 'shutdown' : 'closed');
+    const end: FlowEnd = { ...startEvent, event: 'flow.end', bytesUp, bytesDown, durationMs: Date.now() - this.started, closeReason: reason, traceId: this.spans.traceId };
+    if (this.tunnelSni) end.sni = this.tunnelSni;
+    ctx.report(end);
+    if (bytesUp) ctx.metrics.bytes.add(bytesUp, { direction: 'up' });
+    if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
+    this.spans.end({ sni: end.sni, connectHost: end.connectHost, verdict: end.verdict, ruleId: end.ruleId, reason: end.reason, dst: end.dst, bytesUp, bytesDown, closeReason: reason });
+    // the canonical log line of a flow: one per connection, at its end, with everything
+    ctx.log.info({ flowId: this.flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, ruleId: end.ruleId || undefined, reason: end.reason, dst: end.dst, src: end.src, protocol: end.protocol, closeReason: reason, bytesUp, bytesDown, durationMs: end.durationMs, traceId: end.traceId || undefined }, 'flow.end');
+  }
+
+  async ask(sni: string, connectHost: string, span: ReturnType<FlowTrace['stage']>): Promise<Verdict> {
+    const { ctx, learned } = this;
     const decideStarted = performance.now();
-    const input: DecideInput = { sni, connectHost, port, sourceIp: srcAddress, protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: sni || connectHost ? '' : learned.noNameReason, listener: ctx.listener.name, flowId, traceparent: FlowTrace.propagate(span) };
+    const input: DecideInput = { sni, connectHost, port: learned.port, sourceIp: this.srcAddress, protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: sni || connectHost ? '' : learned.noNameReason, listener: ctx.listener.name, flowId: this.flowId, traceparent: FlowTrace.propagate(span) };
     const verdict = await ctx.decider.decide(input);
     ctx.metrics.decide.record((performance.now() - decideStarted) / 1000, { source: verdict.source });
     ctx.metrics.l1.add(1, { result: verdict.source === 'l1' ? 'hit' : 'miss' });
     endStage(span, { sni, connectHost, verdict: verdict.verdict, ruleId: verdict.ruleId, reason: verdict.reason, source: verdict.source, policyVersion: verdict.policyVersion });
     return verdict;
+  }
+
+  /** decide → connect: an upstream (flow.start written), or what to refuse the client with (closeReason set). */
+  async decideAndConnect(): Promise<Decided> {
+    const { ctx, learned, dstName } = this;
+    const refuse = (reply: Buffer, reason: string): Decided => {
+      this.closeReason = reason;
+      return { refuse: reply, reason };
+    };
+    if (learned.refusal) {
+      this.begin({ verdict: 'deny', ruleId: '', reason: learned.refusal.reason, detail: learned.refusal.detail, policyVersion: ctx.decider.policyVersion, wouldDeny: false }, dstName);
+      return refuse(learned.refusal.reply, learned.refusal.reason);
+    }
+    const verdict = await this.ask(learned.sni, learned.connectHost, this.spans.stage('edge.decide'));
+    if (verdict.verdict === 'deny') {
+      this.begin(verdict, dstName);
+      return refuse(learned.protocol === 'tls' || learned.tunnel ? learned.replies.denied(verdict.reason, `${dstName || 'this connection'} denied (${verdict.reason})`) : Buffer.alloc(0), 'denied');
+    }
+    const name = learned.connectHost || learned.sni;
+    const port = learned.port;
+    if (!name && !learned.originalDst) {
+      // Allowed without a name: an SNI listener has nowhere to send it.
+      this.begin({ ...verdict, verdict: 'deny', reason: 'no-destination', detail: `${verdict.detail}; but no name to connect to` }, '');
+      return refuse(Buffer.alloc(0), 'no-destination');
+    }
+    const connectSpan = this.spans.stage('edge.connect', { name, port });
+    const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, ...(learned.originalDst ? { originalAddress: learned.originalDst.address } : {}) });
+    endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
+    if (!conn.ok) {
+      // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
+      const refusedHere = conn.reason === 'private-destination' || conn.reason === 'sni-mismatch';
+      this.begin(refusedHere ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
+      return refuse(learned.replies.unreachable(conn.reason, conn.detail), conn.reason);
+    }
+    ctx.track(conn.socket);
+    this.begin(verdict, `${conn.address}:${port}`);
+    return { upstream: conn.socket, address: conn.address };
+  }
+}
+
+/**
+ * `refusedBy`: the listener already refused this connection (a connection limit); it still gets
+ * its pair of flow events, and the client a plain close.
+ */
+export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: string): Promise<void> {
+  const core = new FlowCore(ctx);
+  ctx.track(client);
+  client.on('error', (err: NodeJS.ErrnoException) => {
+    core.closeReason ||= `client-error:${err.code ?? 'unknown'}`;
+  });
+  /** bytes of our own CONNECT/SOCKS success reply, not relayed data */
+  let established = 0;
+  const endFlow = (upstream?: Socket, relayed?: { bytesUp: number; bytesDown: number }): void => {
+    if (relayed) return core.end(relayed.bytesUp, relayed.bytesDown);
+    core.end(upstream?.bytesWritten ?? 0, upstream ? client.bytesWritten - established : 0);
   };
-  const verdict = await ask(learned.sni, learned.connectHost, spans.stage('edge.decide'));
 
-  if (verdict.verdict === 'deny') {
-    begin(verdict, dstName);
-    return refuse(learned.protocol === 'tls' || learned.tunnel ? learned.replies.denied(verdict.reason, `${dstName || 'this connection'} denied (${verdict.reason})`) : Buffer.alloc(0), 'denied');
-  }
-  if (!name && !learned.originalDst) {
-    // Allowed without a name: an SNI listener has nowhere to send it.
-    begin({ ...verdict, verdict: 'deny', reason: 'no-destination', detail: `${verdict.detail}; but no name to connect to` }, '');
-    return refuse(Buffer.alloc(0), 'no-destination');
-  }
+  // sniff (unless the listener already refused the connection)
+  const sniffSpan = refusedBy ? undefined : core.spans.stage('edge.sniff');
+  const learned: Intake = refusedBy ? refusedIntake(refusedBy) : await intake(client, ctx.listener, ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs);
+  core.sniffed(learned, refusedBy, sniffSpan, client.remoteAddress ?? '', client.remotePort ?? 0);
 
-  // connect
-  const connectSpan = spans.stage('edge.connect', { name, port });
-  const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, ...(learned.originalDst ? { originalAddress: learned.originalDst.address } : {}) });
-  endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
-  if (!conn.ok) {
-    // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
-    const refusedHere = conn.reason === 'private-destination' || conn.reason === 'sni-mismatch';
-    begin(refusedHere ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
-    return refuse(learned.replies.unreachable(conn.reason, conn.detail), conn.reason);
+  const decided = await core.decideAndConnect();
+  if ('refuse' in decided) {
+    if (client.closed) return endFlow();
+    client.once('close', () => endFlow());
+    if (client.destroyed) return;
+    client.resume(); // discard whatever else the client sends
+    if (decided.refuse.length) client.end(decided.refuse);
+    else client.end();
+    client.setTimeout(2_000, () => client.destroy());
+    return;
   }
-  const upstream = conn.socket;
-  ctx.track(upstream);
-  begin(verdict, `${conn.address}:${port}`);
+  const upstream = decided.upstream;
   if (client.destroyed) {
-    closeReason = 'client-closed';
+    core.closeReason = 'client-closed';
     upstream.destroy();
     endFlow(upstream);
     return;
@@ -186,14 +227,14 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
 
   // relay: the sniffed bytes first, unchanged, then both directions with half-close. Through a
   // CONNECT/SOCKS tunnel a ClientHello must name the host that was decided (domain-fronting guard).
-  const relaySpan = spans.stage('edge.relay');
+  const relaySpan = core.spans.stage('edge.relay');
   const gate = learned.tunnel
     ? (first: Buffer[]) =>
         checkTunnelHello(client, first, Date.now() + (ctx.listener.sniffTimeoutMs ?? ctx.sniffTimeoutMs), async (sni) => {
-          tunnelSni = sni;
+          core.tunnelSni = sni;
           if (sni === learned.connectHost) return undefined;
           if (ctx.requireSniMatch) return 'sni-mismatch';
-          const v = await ask(sni, '', spans.stage('edge.decide', { tunnel: true }));
+          const v = await core.ask(sni, '', core.spans.stage('edge.decide', { tunnel: true }));
           return v.verdict === 'allow' ? undefined : 'sni-denied';
         })
     : undefined;
@@ -207,7 +248,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
         const downBefore = client.bytesWritten - established;
         const handed = handOff(client);
         const adopted = native.adopt(client, upstream, first, ctx.idleTimeoutMs, (end) => {
-          closeReason ||= end.reason;
+          core.closeReason ||= end.reason;
           const counts = { bytesUp: upBefore + end.bytesUp, bytesDown: downBefore + end.bytesDown };
           endStage(relaySpan, counts);
           endFlow(undefined, counts);
@@ -227,7 +268,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     learned.forward,
     ctx.idleTimeoutMs,
     (reason) => {
-      closeReason ||= reason;
+      core.closeReason ||= reason;
     },
     () => {
       endStage(relaySpan, { bytesUp: upstream.bytesWritten, bytesDown: client.bytesWritten - established });
@@ -238,6 +279,48 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
   );
   // the sniffed bytes are written (or copied by the gate): do not keep them for the flow's life
   learned.forward = [];
+}
+
+/**
+ * A connection the relay thread accepted and sniffed (native intake, SNI listeners): the same
+ * stages as handleFlow, with no Node socket for the client. The thread holds the client's bytes;
+ * a refusal or the upstream goes back to it. `onClosed` runs once the thread has closed the client.
+ */
+export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, refusedBy: string | undefined, onClosed: () => void): Promise<void> {
+  const core = new FlowCore(ctx);
+  let relaySpan: ReturnType<FlowTrace['stage']> = undefined;
+  client.onEnd((end) => {
+    core.closeReason ||= end.reason;
+    endStage(relaySpan, { bytesUp: end.bytesUp, bytesDown: end.bytesDown });
+    core.end(end.bytesUp, end.bytesDown);
+    onClosed();
+  });
+  const sniffSpan = refusedBy ? undefined : core.spans.stage('edge.sniff');
+  let learned: Intake;
+  if (refusedBy) learned = refusedIntake(refusedBy);
+  else {
+    const { bytes, how } = await client.sniffed();
+    const r = readClientHello(bytes);
+    // the thread stops where the reader would: need-more here is a close, a timeout or a full buffer
+    learned = fromHello(r.kind !== 'need-more' ? r : how === 'full' ? { kind: 'too-large' } : how === 'timeout' ? { kind: 'timeout' } : { kind: 'closed' }, bytes);
+    learned.port = ctx.listener.upstreamPort;
+    learned.forward = [];
+  }
+  core.sniffed(learned, refusedBy, sniffSpan, client.remoteAddress, client.remotePort);
+  const decided = await core.decideAndConnect();
+  if ('refuse' in decided) {
+    if (client.ended) return core.end(0, 0);
+    client.refuse(decided.refuse, decided.reason !== 'fd-limit');
+    return;
+  }
+  const upstream = decided.upstream;
+  relaySpan = core.spans.stage('edge.relay');
+  if (client.ended || !client.attach(upstream, ctx.idleTimeoutMs)) {
+    core.closeReason ||= 'client-closed';
+    upstream.destroy();
+    if (!client.ended) client.refuse(Buffer.alloc(0), false);
+    else core.end(0, 0);
+  }
 }
 
 const kHandOff = Symbol('portcullis.handoff');

@@ -11,7 +11,11 @@ import type { Socket } from 'node:net';
 import { findAddon, requireAddon } from './addon';
 
 interface Addon {
-  start(done: (records: Float64Array) => void): void;
+  start(done: (records: Float64Array, payloads?: (Buffer | undefined)[]) => void): void;
+  listen(host: string, port: number, backlog: number, sniffMs: number): [number, number];
+  unlisten(listener: number): void;
+  refuse(id: number, reply: Buffer | null, graceful: boolean): void;
+  attach(id: number, upstreamFd: number, idleMs: number, downFirst: Buffer | null, flags: number): boolean;
   adopt(clientFd: number, upstreamFd: number, id: number, idleMs: number, upFirst: Buffer | null, downFirst: Buffer | null, flags: number): boolean;
   killAll(reason: number): void;
   setMaxPipes(directions: number): void;
@@ -28,6 +32,12 @@ const ADDON = join('native', 'relay', 'build', 'Release', 'relay.node');
 const RECORD = 5;
 const REASONS = ['', 'client-closed', 'upstream-closed', 'idle-timeout', 'client-error', 'upstream-error', 'shutdown'];
 const SHUTDOWN = 6;
+const EV_ACCEPTED = 100;
+const EV_HELLO = 101;
+const EV_FD_LIMIT = 102;
+const EV_ACCEPT_ERROR = 103;
+const HOW = ['complete', 'closed', 'timeout', 'full'] as const;
+const NO_BYTES = Buffer.alloc(0);
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
 type Fd = { _handle?: { fd?: number } };
@@ -70,17 +80,133 @@ export function nativeRelayError(): string | undefined {
   return loadError;
 }
 
+/** The client's first bytes as the relay thread read them, and why it stopped reading. */
+export interface Sniffed {
+  bytes: Buffer;
+  /** complete: the TLS framing says the hello ended (or cannot be one); closed, timeout, full (64 KiB) */
+  how: (typeof HOW)[number];
+}
+
+export interface NativeListenerEvents {
+  accepted(client: NativeClient): void;
+  /** out of descriptors: the thread accepted this client with its spare descriptor and closed it */
+  fdLimit(address: string, port: number): void;
+  acceptError(code: string): void;
+}
+
+/**
+ * A client connection the relay thread accepted (native intake). It never becomes a Node socket:
+ * its bytes stay in the thread, and JS answers with attach() (the upstream) or refuse().
+ */
+export class NativeClient {
+  private sniffedBytes: Sniffed | undefined;
+  private sniffWaiter: ((s: Sniffed) => void) | undefined;
+  private endInfo: RelayEnd | undefined;
+  private endWaiter: ((end: RelayEnd) => void) | undefined;
+  private answered = false;
+
+  constructor(
+    private readonly addon: Addon,
+    readonly id: number,
+    readonly remoteAddress: string,
+    readonly remotePort: number,
+  ) {}
+
+  /** The thread has closed the client (its end report came). */
+  get ended(): boolean {
+    return this.endInfo !== undefined;
+  }
+
+  sniffed(): Promise<Sniffed> {
+    if (this.sniffedBytes) return Promise.resolve(this.sniffedBytes);
+    return new Promise((resolve) => (this.sniffWaiter = resolve));
+  }
+
+  /** Runs once, when the thread has closed the client: counts and reason (at once if it already has). */
+  onEnd(fn: (end: RelayEnd) => void): void {
+    if (this.endInfo) fn(this.endInfo);
+    else this.endWaiter = fn;
+  }
+
+  /** graceful: the reply, a half-close, and the client's further bytes discarded until it closes (≤ 2 s); else closed at once. */
+  refuse(reply: Buffer | null, graceful: boolean): void {
+    if (this.answered || this.endInfo) return;
+    this.answered = true;
+    this.addon.refuse(this.id, reply && reply.length ? reply : null, graceful);
+  }
+
+  /**
+   * The upstream takes over: the thread sends it the sniffed bytes, then relays both ways (the
+   * upstream's buffered bytes go to the client first) and the Node socket is closed. false:
+   * nothing was taken (no descriptor left).
+   */
+  attach(upstream: Socket, idleMs: number): boolean {
+    if (this.answered || this.endInfo) return false;
+    const ufd = fdOf(upstream);
+    if (ufd < 0 || upstream.writableLength > 0) return false;
+    const down = takeBuffered(upstream, []);
+    if (!this.addon.attach(this.id, ufd, Math.max(0, Math.min(idleMs, 0x7fffffff)), down.bytes, down.ended ? 2 : 0)) {
+      if (down.bytes) upstream.unshift(down.bytes);
+      return false;
+    }
+    this.answered = true;
+    upstream.destroy();
+    return true;
+  }
+
+  /** @internal */
+  deliver(s: Sniffed): void {
+    if (this.sniffedBytes) return;
+    this.sniffedBytes = s;
+    const w = this.sniffWaiter;
+    this.sniffWaiter = undefined;
+    w?.(s);
+  }
+
+  /** @internal */
+  finish(end: RelayEnd): void {
+    if (this.endInfo) return;
+    this.endInfo = end;
+    // a client gone before its hello was complete: the sniff stage sees a close
+    this.deliver({ bytes: NO_BYTES, how: 'closed' });
+    const w = this.endWaiter;
+    this.endWaiter = undefined;
+    w?.(end);
+  }
+}
+
 export class NativeRelay {
   private readonly ends = new Map<number, (end: RelayEnd) => void>();
+  private readonly clients = new Map<number, NativeClient>();
+  private readonly listeners = new Map<number, NativeListenerEvents>();
   private nextId = 1;
 
   constructor(private readonly addon: Addon) {
-    addon.start((records) => this.onEnds(records));
+    addon.start((records, payloads) => this.onRecords(records, payloads));
   }
 
   /** flows the relay thread holds */
   get active(): number {
-    return this.ends.size;
+    return this.ends.size + this.clients.size;
+  }
+
+  /**
+   * A listening socket owned by the relay thread: it accepts, and reads each connection's first
+   * bytes (for at most sniffMs) before JS hears of it. Throws as listen() would (code EADDRINUSE...).
+   */
+  listen(host: string, port: number, backlog: number, sniffMs: number, events: NativeListenerEvents): { port: number; close(): void } {
+    const [idx, bound] = this.addon.listen(host, port, backlog, Math.max(1, Math.min(sniffMs, 0x7fffffff)));
+    this.listeners.set(idx, events);
+    let open = true;
+    return {
+      port: bound,
+      close: () => {
+        if (!open) return;
+        open = false;
+        this.listeners.delete(idx);
+        this.addon.unlisten(idx);
+      },
+    };
   }
 
   /**
@@ -115,24 +241,56 @@ export class NativeRelay {
 
   /** Closes every flow (reason shutdown): the end of a drain. */
   killAll(): void {
-    if (this.ends.size > 0) this.addon.killAll(SHUTDOWN);
+    if (this.active > 0) this.addon.killAll(SHUTDOWN);
   }
 
-  private onEnds(records: Float64Array): void {
+  /** A client the thread had to close at once (out of descriptors): audited like any other. */
+  closedClient(address: string, port: number, reason: string): NativeClient {
+    const c = new NativeClient(this.addon, 0, address, port);
+    c.finish({ bytesUp: 0, bytesDown: 0, reason });
+    return c;
+  }
+
+  private onRecords(records: Float64Array, payloads: (Buffer | undefined)[] | undefined): void {
     for (let i = 0; i + RECORD <= records.length; i += RECORD) {
       const id = records[i] as number;
-      const done = this.ends.get(id);
-      if (!done) continue;
-      this.ends.delete(id);
       const code = records[i + 3] as number;
       const errno = records[i + 4] as number;
-      let reason = REASONS[code] ?? 'closed';
-      if (code === 4 || code === 5) reason += `:${errnoNames.get(errno) ?? errnoNames.get(-errno) ?? 'unknown'}`;
+      const payload = payloads?.[i / RECORD];
       try {
-        done({ bytesUp: records[i + 1] as number, bytesDown: records[i + 2] as number, reason });
+        if (code >= EV_ACCEPTED) {
+          this.onIntake(id, code, records[i + 1] as number, records[i + 2] as number, errno, payload);
+          continue;
+        }
+        let reason = REASONS[code] ?? 'closed';
+        if (code === 4 || code === 5) reason += `:${errnoNames.get(errno) ?? errnoNames.get(-errno) ?? 'unknown'}`;
+        const end = { bytesUp: records[i + 1] as number, bytesDown: records[i + 2] as number, reason };
+        if (id < 0) {
+          const client = this.clients.get(id);
+          this.clients.delete(id);
+          client?.finish(end);
+          continue;
+        }
+        const done = this.ends.get(id);
+        if (!done) continue;
+        this.ends.delete(id);
+        done(end);
       } catch {
         // a flow's report must not stop the others' (it logs its own failures)
       }
     }
+  }
+
+  private onIntake(id: number, code: number, a: number, b: number, errno: number, payload: Buffer | undefined): void {
+    if (code === EV_HELLO) return this.clients.get(id)?.deliver({ bytes: payload ?? NO_BYTES, how: HOW[a] ?? 'closed' });
+    const events = this.listeners.get(a);
+    const address = payload ? payload.toString('latin1') : '';
+    if (code === EV_ACCEPTED) {
+      const client = new NativeClient(this.addon, id, address, b);
+      this.clients.set(id, client);
+      if (events) events.accepted(client);
+      else client.refuse(null, false); // its listener was closed meanwhile
+    } else if (code === EV_FD_LIMIT) events?.fdLimit(address, b);
+    else if (code === EV_ACCEPT_ERROR) events?.acceptError(errnoNames.get(errno) ?? 'unknown');
   }
 }

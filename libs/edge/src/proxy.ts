@@ -10,13 +10,13 @@ import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
 import { SsrfGuard } from './ssrf';
-import { handleFlow, onFlowClosed } from './flow';
+import { handleFlow, handleNativeFlow, onFlowClosed } from './flow';
 import { nativeRelay, nativeRelayError } from './native-relay';
 import { EdgeMetrics } from './observe';
 
 export interface EdgeHandle {
-  /** listener name → bound address */
-  listeners: Record<string, { host: string; port: number }>;
+  /** listener name → bound address, and who accepts and sniffs (native: the relay thread) */
+  listeners: Record<string, { host: string; port: number; intake: 'native' | 'node' }>;
   decider: DecisionClient;
   publisher: FlowPublisher;
   activeFlows(): number;
@@ -109,6 +109,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     s.on('close', () => sockets.delete(s)); // on(): close fires once, and once() costs a wrapper per socket
   };
   let shuttingDown = false;
+  let stopping = false;
   const native = edge.relay === 'native' ? nativeRelay() : undefined;
   if (edge.relay === 'native' && !native) log.warn({ err: nativeRelayError() }, 'edge.relay is native but the relay addon is missing: relaying in JavaScript');
   const pipeFds = native ? relayPipeFds() : 0;
@@ -125,26 +126,37 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
    * hold a descriptor, and at the limit accept() fails and libuv closes waiting connections
    * without the edge ever seeing them.
    */
-  const admit = (socket: Socket): string | undefined => {
+  const admitFrom = (src: string): string | undefined => {
     clients++;
-    const src = socket.remoteAddress ?? '';
     const n = perSource.get(src) ?? 0;
     const refusal = clients + flows > fds.sockets ? 'fd-limit' : flows >= maxConnections ? 'connection-limit' : n >= edge.maxConnectionsPerSource ? 'source-limit' : undefined;
-    if (refusal) {
-      socket.once('close', () => clients--);
-      return refusal;
-    }
+    if (refusal) return refusal;
     perSource.set(src, n + 1);
     flows++;
-    onFlowClosed(socket, () => {
-      clients--;
-      flows--;
-      const left = (perSource.get(src) ?? 1) - 1;
-      if (left > 0) perSource.set(src, left);
-      else perSource.delete(src);
-    });
     return undefined;
   };
+  const releaseRefused = (): void => {
+    clients--;
+  };
+  const releaseAdmitted = (src: string): void => {
+    clients--;
+    flows--;
+    const left = (perSource.get(src) ?? 1) - 1;
+    if (left > 0) perSource.set(src, left);
+    else perSource.delete(src);
+  };
+  const admit = (socket: Socket): string | undefined => {
+    const src = socket.remoteAddress ?? '';
+    const refusal = admitFrom(src);
+    if (refusal) socket.once('close', releaseRefused);
+    else onFlowClosed(socket, () => releaseAdmitted(src));
+    return refusal;
+  };
+  // Native intake: on SNI listeners (no PROXY header to read) of a single-process edge, the relay
+  // thread owns the listening socket, accepts and reads the ClientHello; cluster workers share
+  // node:cluster's listening socket, so they keep the Node intake.
+  const nativeIntake = (l: (typeof edge.listeners)[number]): boolean => native !== undefined && l.mode === 'sni' && !l.proxyProtocol && !cluster.isWorker;
+  const nativeListeners: { close(): void }[] = [];
   let acceptErrorLogged = 0;
   const servers: Server[] = [];
   const listeners: EdgeHandle['listeners'] = {};
@@ -195,6 +207,28 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       acceptError(err.code ?? 'unknown', err.message);
     });
     const { host, port } = splitHostPort(listener.listen);
+    if (native && nativeIntake(listener)) {
+      const bound = native.listen(host, port, LISTEN_BACKLOG, listener.sniffTimeoutMs ?? edge.sniffTimeoutMs, {
+        accepted: (client) => {
+          const src = client.remoteAddress;
+          const refusal = admitFrom(src);
+          if (refusal === 'fd-limit') acceptError('fd-limit');
+          handleNativeFlow(client, ctx, refusal, refusal ? releaseRefused : () => releaseAdmitted(src)).catch((err: unknown) => {
+            log.error({ err, listener: listener.name }, 'flow handler failed');
+            client.refuse(null, false);
+          });
+        },
+        fdLimit: (address, peerPort) => {
+          acceptError('fd-limit');
+          handleNativeFlow(native.closedClient(address, peerPort, 'fd-limit'), ctx, 'fd-limit', () => undefined).catch((err: unknown) => log.error({ err, listener: listener.name }, 'flow handler failed'));
+        },
+        acceptError: (code) => acceptError(code),
+      });
+      nativeListeners.push(bound);
+      listeners[listener.name] = { host, port: bound.port, intake: 'native' };
+      log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${bound.port}`, upstreamPort: listener.upstreamPort, relay: 'native', intake: 'native' }, 'edge listening');
+      continue;
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // Node's default backlog (511) overflows under a burst of connections; the kernel caps
@@ -206,9 +240,9 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       });
     });
     const addr = server.address();
-    listeners[listener.name] = { host, port: typeof addr === 'object' && addr ? addr.port : port };
+    listeners[listener.name] = { host, port: typeof addr === 'object' && addr ? addr.port : port, intake: 'node' };
     servers.push(server);
-    log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${listeners[listener.name]?.port}`, upstreamPort: listener.upstreamPort, relay: native ? 'native' : 'node' }, 'edge listening');
+    log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${listeners[listener.name]?.port}`, upstreamPort: listener.upstreamPort, relay: native ? 'native' : 'node', intake: 'node' }, 'edge listening');
   }
 
   return {
@@ -219,10 +253,12 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     relay: native ? 'native' : 'node',
     // ready: listening, and hearing from the policy service (or a fail mode that does not need it);
     // an edge that would refuse everything should not get clients from the load balancer
-    ready: () => servers.every((s) => s.listening) && (decider.connected || edge.failMode === 'open'),
+    ready: () => !stopping && servers.every((s) => s.listening) && (decider.connected || edge.failMode === 'open'),
     stop: async () => {
       // Stop accepting; let open flows finish for up to drainTimeoutMs; then close them (reason shutdown).
+      stopping = true;
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      for (const l of nativeListeners) l.close();
       if (flows > 0) log.info({ activeFlows: flows, drainTimeoutMs: edge.drainTimeoutMs }, 'edge draining');
       const until = Date.now() + edge.drainTimeoutMs;
       while (flows > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
