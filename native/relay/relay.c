@@ -28,6 +28,9 @@
  *           103 accept error [0, listener, 0, 103, errno]
  *   attach(id, upstreamFd, idleMs, downFirst|null, flags) -> boolean: the sniffed bytes go to the
  *           upstream first, then both ways as adopt(); flags 2: the upstream already ended
+ *   connect(id, address, port, timeoutMs, idleMs) -> boolean: the thread connects to that address
+ *           (a non-blocking connect with a deadline); record 104 [id, 1 connected | 0 failed, 0, 104,
+ *           errno]; once connected it relays as after attach(); after a failure JS refuses
  *   refuse(id, reply|null, graceful): graceful sends reply, half-closes, discards what the client
  *           still sends until it closes (at most 2 s); otherwise closes at once
  * Accepted connections have negative ids; every one ends with an end record.
@@ -62,11 +65,11 @@
 #define MAX_EVENTS 256
 
 enum { R_NONE = 0, R_CLIENT_CLOSED, R_UPSTREAM_CLOSED, R_IDLE, R_CLIENT_ERROR, R_UPSTREAM_ERROR, R_SHUTDOWN };
-enum { EV_ACCEPTED = 100, EV_HELLO, EV_FD_LIMIT, EV_ACCEPT_ERROR };
+enum { EV_ACCEPTED = 100, EV_HELLO, EV_FD_LIMIT, EV_ACCEPT_ERROR, EV_CONNECTED };
 enum { H_COMPLETE = 0, H_CLOSED, H_TIMEOUT, H_FULL };
 /* RELAY: both sockets, bytes flowing; SNIFF: reading the client's first bytes; WAIT: JS is
  * deciding and connecting; LINGER: refused, discarding the client's bytes until it closes */
-enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER };
+enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER, ST_CONNECTING };
 /* libs/sniff: MAX_CLIENT_HELLO_BYTES, MAX_RECORD_PAYLOAD */
 #define MAX_HELLO (64 * 1024)
 #define MAX_RECORD_PAYLOAD (16 * 1024)
@@ -124,14 +127,16 @@ typedef struct {
   int64_t resume_at;
 } lsn;
 
-enum { C_REFUSE = 1, C_ATTACH, C_UNLISTEN };
+enum { C_REFUSE = 1, C_ATTACH, C_UNLISTEN, C_CONNECT };
 typedef struct cmd {
   struct cmd *next;
   int type;
   double id;
-  int fd, flags, idle;
+  int fd, flags, idle, timeout;
   char *buf;
   size_t len;
+  struct sockaddr_storage sa;
+  socklen_t salen;
 } cmd;
 
 typedef struct {
@@ -591,12 +596,15 @@ static void on_accept(relay_t *r, lsn *l, int64_t now) {
   }
 }
 
+static void connect_done(relay_t *r, flow *f, uint32_t events, int64_t now);
+
 static void on_event(relay_t *r, side *s, uint32_t events, int64_t now) {
   if (s->i == 2) return on_accept(r, (lsn *)s, now);
   flow *f = s->f;
   int i = s->i;
   if (f->dead) return;
   if (f->state == ST_LINGER) return linger_read(r, f);
+  if (f->state == ST_CONNECTING && i == 1) return connect_done(r, f, events, now);
   if (f->state == ST_SNIFF && !(events & EPOLLERR)) {
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) sniff_read(r, f);
     return;
@@ -613,7 +621,7 @@ static void on_event(relay_t *r, side *s, uint32_t events, int64_t now) {
   if (events & (EPOLLRDHUP | EPOLLHUP)) s->rdhup = 1;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) s->readable = 1;
   if (events & (EPOLLOUT | EPOLLHUP)) s->writable = 1;
-  if (f->state == ST_WAIT) return; /* JS is deciding: the readiness is kept for the relay */
+  if (f->state == ST_WAIT || f->state == ST_CONNECTING) return; /* JS is deciding: the readiness is kept for the relay */
   pump(r, f, i);
   if (!f->dead) pump(r, f, 1 - i);
 }
@@ -651,6 +659,48 @@ static void adopt_incoming(relay_t *r, flow *list, int64_t now) {
   }
 }
 
+/* The upstream is connected (attach, or the thread's own connect): the sniffed bytes go first. */
+static void begin_relay(relay_t *r, flow *f, int64_t now) {
+  if (f->idle_ms > 0 && (r->min_idle_ms == 0 || f->idle_ms < r->min_idle_ms)) r->min_idle_ms = f->idle_ms;
+  if (f->d[0].len == 0) {
+    free(f->d[0].buf);
+    f->d[0].buf = NULL;
+  }
+  f->state = ST_RELAY;
+  f->last = now;
+  /* the client's readiness is unknown after the sniff (a read that stops at the hello's end
+   * does not drain the socket): assume readable, and recv says otherwise */
+  f->s[0].readable = 1;
+  f->s[0].writable = 1;
+  f->s[1].writable = 1;
+  pump(r, f, 0);
+  if (!f->dead) pump(r, f, 1);
+}
+
+/* A connect that failed or timed out: the upstream socket goes, the flow waits for JS's refusal. */
+static void connect_failed(relay_t *r, flow *f, int err) {
+  if (f->s[1].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[1].fd, NULL);
+  close(f->s[1].fd);
+  f->s[1].fd = -1;
+  f->s[1].registered = 0;
+  f->s[1].readable = f->s[1].writable = f->s[1].rdhup = 0;
+  f->state = ST_WAIT;
+  emit(r, f->id, 0, 0, EV_CONNECTED, err, NULL, 0);
+}
+
+static void connect_done(relay_t *r, flow *f, uint32_t events, int64_t now) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(f->s[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+  if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNREFUSED;
+  if (err) return connect_failed(r, f, err);
+  emit(r, f->id, 1, 0, EV_CONNECTED, 0, NULL, 0);
+  if (events & (EPOLLIN | EPOLLRDHUP)) f->s[1].readable = 1;
+  if (events & EPOLLRDHUP) f->s[1].rdhup = 1;
+  begin_relay(r, f, now);
+}
+
 /* JS's verdicts on accepted connections, and listeners to close, in the order they were given. */
 static void run_commands(relay_t *r, cmd *list, int64_t now) {
   cmd *rev = NULL;
@@ -674,14 +724,47 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
       continue;
     }
     flow *f = lookup(r, c->id);
-    if (!f || f->dead || f->state == ST_RELAY || f->state == ST_LINGER || (c->type == C_ATTACH && f->state != ST_WAIT)) {
+    if (!f || f->dead || f->state == ST_RELAY || f->state == ST_LINGER || (c->type != C_REFUSE && f->state != ST_WAIT)) {
       /* gone already (its end record is on its way) or refused twice: nothing to do */
       if (c->fd >= 0) close(c->fd);
       free(c->buf);
       free(c);
       continue;
     }
+    if (c->type == C_CONNECT) {
+      int fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int err = fd < 0 ? errno : 0;
+      f->idle_ms = c->idle;
+      if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(fd, (struct sockaddr *)&c->sa, c->salen) != 0 && errno != EINPROGRESS) err = errno;
+      }
+      int timeout = c->timeout > 0 ? c->timeout : 10000;
+      free(c);
+      if (err) {
+        if (fd >= 0) close(fd);
+        emit(r, f->id, 0, 0, EV_CONNECTED, err, NULL, 0);
+        continue;
+      }
+      f->s[1].fd = fd;
+      f->state = ST_CONNECTING;
+      f->deadline = now + timeout;
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[1]};
+      if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        connect_failed(r, f, errno);
+        continue;
+      }
+      f->s[1].registered = 1;
+      continue;
+    }
     if (c->type == C_REFUSE) {
+      if (f->s[1].fd >= 0) {
+        if (f->s[1].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[1].fd, NULL);
+        close(f->s[1].fd);
+        f->s[1].fd = -1;
+        f->s[1].registered = 0;
+      }
       if (!(c->flags & 1)) {
         finish(r, f, R_NONE, 0);
       } else {
@@ -707,18 +790,6 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
     f->d[1].len = c->len;
     f->d[1].eof = (c->flags & 2) != 0;
     f->idle_ms = c->idle;
-    if (f->idle_ms > 0 && (r->min_idle_ms == 0 || f->idle_ms < r->min_idle_ms)) r->min_idle_ms = f->idle_ms;
-    if (f->d[0].len == 0) {
-      free(f->d[0].buf);
-      f->d[0].buf = NULL;
-    }
-    f->state = ST_RELAY;
-    f->last = now;
-    /* the client's readiness is unknown after the sniff (a read that stops at the hello's end
-     * does not drain the socket): assume readable, and recv says otherwise */
-    f->s[0].readable = 1;
-    f->s[0].writable = 1;
-    f->s[1].writable = 1;
     free(c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[1]};
     if (epoll_ctl(r->ep, EPOLL_CTL_ADD, f->s[1].fd, &ev) != 0) {
@@ -726,8 +797,7 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
       continue;
     }
     f->s[1].registered = 1;
-    pump(r, f, 0);
-    if (!f->dead) pump(r, f, 1);
+    begin_relay(r, f, now);
   }
 }
 
@@ -780,6 +850,8 @@ static void *run(void *arg) {
           if (now >= f->deadline) hello_out(r, f, H_TIMEOUT);
         } else if (f->state == ST_LINGER) {
           if (now >= f->deadline) finish(r, f, R_NONE, 0);
+        } else if (f->state == ST_CONNECTING) {
+          if (now >= f->deadline) connect_failed(r, f, ETIMEDOUT);
         } else if (f->state == ST_RELAY && f->idle_ms > 0 && now - f->last >= f->idle_ms) {
           finish(r, f, R_IDLE, 0);
         }
@@ -1202,6 +1274,50 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* connect(id, address, port, timeoutMs, idleMs) -> boolean (false: not an IP address) */
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result;
+  double id;
+  char addr[INET6_ADDRSTRLEN + 8];
+  size_t alen;
+  int32_t port, timeout, idle;
+  relay_t *r = state(env);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || napi_get_value_double(env, argv[0], &id) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], addr, sizeof(addr), &alen) != napi_ok || napi_get_value_int32(env, argv[2], &port) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &timeout) != napi_ok || napi_get_value_int32(env, argv[4], &idle) != napi_ok)
+    return throw_error(env, "connect(id, address, port, timeoutMs, idleMs)");
+  cmd *c = calloc(1, sizeof(cmd));
+  bool ok = false;
+  if (c && port > 0 && port < 65536) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&c->sa;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->sa;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons((uint16_t)port);
+      c->salen = sizeof(*v4);
+      ok = true;
+    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons((uint16_t)port);
+      c->salen = sizeof(*v6);
+      ok = true;
+    }
+  }
+  if (ok) {
+    c->type = C_CONNECT;
+    c->id = id;
+    c->fd = -1;
+    c->timeout = timeout;
+    c->idle = idle;
+    push_cmd(r, c);
+  } else {
+    free(c);
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   relay_t *r = calloc(1, sizeof(relay_t));
   if (!r) return NULL;
@@ -1219,8 +1335,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL},
       {"refuse", NULL, js_refuse, NULL, NULL, NULL, napi_default, NULL},
       {"attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 8, props);
+  napi_define_properties(env, exports, 9, props);
   return exports;
 }
 

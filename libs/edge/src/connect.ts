@@ -8,7 +8,8 @@ import { LRUCache } from 'lru-cache';
 import type { SsrfGuard } from './ssrf';
 
 export type ConnectFailure = 'dns-failed' | 'connect-timeout' | 'connect-refused' | 'connect-failed' | 'private-destination' | 'sni-mismatch';
-export type ConnectResult = { ok: true; socket: Socket; address: string } | { ok: false; reason: ConnectFailure; detail: string };
+/** socket: the connected Node socket; none when a `dial` of ConnectOptions connected by other means (the native intake) */
+export type ConnectResult = { ok: true; socket?: Socket; address: string } | { ok: false; reason: ConnectFailure; detail: string };
 
 const ATTEMPT_DELAY_MS = 250;
 
@@ -154,6 +155,8 @@ export interface ConnectOptions {
    * addresses (a forged SNI is refused), and it is the only one dialled.
    */
   originalAddress?: string;
+  /** dials a single checked address instead of a Node socket (the relay thread's own connect) */
+  dial?: (address: string, port: number, timeoutMs: number) => Promise<ConnectResult>;
 }
 
 export async function connectUpstream(name: string, port: number, opts: ConnectOptions): Promise<ConnectResult> {
@@ -179,5 +182,6 @@ export async function connectUpstream(name: string, port: number, opts: ConnectO
     return c.ok;
   });
   if (allowed.length === 0) return { ok: false, reason: 'private-destination', detail: `${name} resolves only to refused addresses: ${refused.join(', ')}` };
-  return allowed.length === 1 ? dialOne(allowed[0] as string, port, opts.timeoutMs) : happyEyeballs(interleave(allowed), port, opts.timeoutMs);
+  if (allowed.length === 1) return (opts.dial ?? dialOne)(allowed[0] as string, port, opts.timeoutMs);
+  return happyEyeballs(interleave(allowed), port, opts.timeoutMs);
 }

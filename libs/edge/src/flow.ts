@@ -6,7 +6,7 @@ import { ClientHelloReader, readClientHello } from '@portcullis/sniff';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
 import type { ListenerConfig, Logger } from '@portcullis/platform';
 import { connectUpstream } from './connect';
-import type { DnsCache } from './connect';
+import type { ConnectOptions, ConnectResult, DnsCache } from './connect';
 import type { DecideInput, DecisionClient, Verdict } from './decide';
 import { ACCESS_DENIED_ALERT, fromHello, intake } from './intake';
 import type { Intake } from './intake';
@@ -15,7 +15,7 @@ import type { IdleWatch } from './idle';
 import { endStage, FlowTrace } from './observe';
 import type { EdgeMetrics } from './observe';
 import type { SsrfGuard } from './ssrf';
-import type { NativeClient, NativeRelay } from './native-relay';
+import type { NativeClient, NativeRelay, RelayEnd } from './native-relay';
 
 export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT, INTERNAL_ERROR_ALERT } from './intake';
 
@@ -45,7 +45,8 @@ function refusedIntake(reason: string): Intake {
   return { sni: '', connectHost: '', port: 0, protocol: 'unknown', ech: false, echGrease: false, noNameReason: reason, outcome: 'refused', refusal: { reason, reply: Buffer.alloc(0), detail: `over ${reason}` }, forward: [], replies: { denied: () => Buffer.alloc(0), unreachable: () => Buffer.alloc(0) }, tunnel: false };
 }
 
-type Decided = { refuse: Buffer; reason: string } | { upstream: Socket; address: string };
+/** upstream: a Node socket, or none when the native intake's thread connected itself */
+type Decided = { refuse: Buffer; reason: string } | { upstream: Socket | undefined; address: string };
 
 /**
  * What every flow shares whatever carries its client (a Node socket, or the native intake): the
@@ -143,7 +144,7 @@ class FlowCore {
   }
 
   /** decide → connect: an upstream (flow.start written), or what to refuse the client with (closeReason set). */
-  async decideAndConnect(): Promise<Decided> {
+  async decideAndConnect(dial?: ConnectOptions['dial']): Promise<Decided> {
     const { ctx, learned, dstName } = this;
     const refuse = (reply: Buffer, reason: string): Decided => {
       this.closeReason = reason;
@@ -166,7 +167,7 @@ class FlowCore {
       return refuse(Buffer.alloc(0), 'no-destination');
     }
     const connectSpan = this.spans.stage('edge.connect', { name, port });
-    const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, ...(learned.originalDst ? { originalAddress: learned.originalDst.address } : {}) });
+    const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, ...(learned.originalDst ? { originalAddress: learned.originalDst.address } : {}), ...(dial ? { dial } : {}) });
     endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
     if (!conn.ok) {
       // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
@@ -174,7 +175,7 @@ class FlowCore {
       this.begin(refusedHere ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
       return refuse(learned.replies.unreachable(conn.reason, conn.detail), conn.reason);
     }
-    ctx.track(conn.socket);
+    if (conn.socket) ctx.track(conn.socket);
     this.begin(verdict, `${conn.address}:${port}`);
     return { upstream: conn.socket, address: conn.address };
   }
@@ -213,7 +214,7 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
     client.setTimeout(2_000, () => client.destroy());
     return;
   }
-  const upstream = decided.upstream;
+  const upstream = decided.upstream as Socket; // handleFlow dials with Node sockets
   if (client.destroyed) {
     core.closeReason = 'client-closed';
     upstream.destroy();
@@ -289,10 +290,19 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
 export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, refusedBy: string | undefined, onClosed: () => void): Promise<void> {
   const core = new FlowCore(ctx);
   let relaySpan: ReturnType<FlowTrace['stage']> = undefined;
+  let closed: RelayEnd | undefined;
+  // The thread's end report can come before flow.start is written (a client gone while the
+  // decision was pending, or the thread's own connect answered in the same batch as the end):
+  // flow.end waits for flow.start.
+  const report = (): void => {
+    if (!closed || !core.startEvent) return;
+    endStage(relaySpan, { bytesUp: closed.bytesUp, bytesDown: closed.bytesDown });
+    core.end(closed.bytesUp, closed.bytesDown);
+  };
   client.onEnd((end) => {
     core.closeReason ||= end.reason;
-    endStage(relaySpan, { bytesUp: end.bytesUp, bytesDown: end.bytesDown });
-    core.end(end.bytesUp, end.bytesDown);
+    closed = end;
+    report();
     onClosed();
   });
   const sniffSpan = refusedBy ? undefined : core.spans.stage('edge.sniff');
@@ -307,20 +317,26 @@ export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, r
     learned.forward = [];
   }
   core.sniffed(learned, refusedBy, sniffSpan, client.remoteAddress, client.remotePort);
-  const decided = await core.decideAndConnect();
+  // one checked address: the thread connects (no Node socket at all); several: Happy Eyeballs in Node, then attach
+  const dial = async (address: string, port: number, timeoutMs: number): Promise<ConnectResult> => {
+    const r = await client.connect(address, port, timeoutMs, ctx.idleTimeoutMs);
+    if (r.ok) return { ok: true, address };
+    if (r.code === 'ETIMEDOUT') return { ok: false, reason: 'connect-timeout', detail: `no answer from ${address} port ${port} within ${timeoutMs} ms` };
+    return { ok: false, reason: r.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed', detail: `${address}:${port}: ${r.code}` };
+  };
+  const decided = await core.decideAndConnect(dial);
   if ('refuse' in decided) {
-    if (client.ended) return core.end(0, 0);
     client.refuse(decided.refuse, decided.reason !== 'fd-limit');
-    return;
+    return report();
   }
-  const upstream = decided.upstream;
   relaySpan = core.spans.stage('edge.relay');
-  if (client.ended || !client.attach(upstream, ctx.idleTimeoutMs)) {
+  const upstream = decided.upstream;
+  if (upstream && !client.attach(upstream, ctx.idleTimeoutMs)) {
     core.closeReason ||= 'client-closed';
     upstream.destroy();
-    if (!client.ended) client.refuse(Buffer.alloc(0), false);
-    else core.end(0, 0);
+    client.refuse(null, false);
   }
+  report();
 }
 
 const kHandOff = Symbol('portcullis.handoff');

@@ -16,6 +16,7 @@ interface Addon {
   unlisten(listener: number): void;
   refuse(id: number, reply: Buffer | null, graceful: boolean): void;
   attach(id: number, upstreamFd: number, idleMs: number, downFirst: Buffer | null, flags: number): boolean;
+  connect(id: number, address: string, port: number, timeoutMs: number, idleMs: number): boolean;
   adopt(clientFd: number, upstreamFd: number, id: number, idleMs: number, upFirst: Buffer | null, downFirst: Buffer | null, flags: number): boolean;
   killAll(reason: number): void;
   setMaxPipes(directions: number): void;
@@ -36,6 +37,7 @@ const EV_ACCEPTED = 100;
 const EV_HELLO = 101;
 const EV_FD_LIMIT = 102;
 const EV_ACCEPT_ERROR = 103;
+const EV_CONNECTED = 104;
 const HOW = ['complete', 'closed', 'timeout', 'full'] as const;
 const NO_BYTES = Buffer.alloc(0);
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
@@ -103,6 +105,7 @@ export class NativeClient {
   private sniffWaiter: ((s: Sniffed) => void) | undefined;
   private endInfo: RelayEnd | undefined;
   private endWaiter: ((end: RelayEnd) => void) | undefined;
+  private connectWaiter: ((r: { ok: true } | { ok: false; code: string }) => void) | undefined;
   private answered = false;
 
   constructor(
@@ -154,6 +157,24 @@ export class NativeClient {
     return true;
   }
 
+  /**
+   * The thread connects to `address` itself (no Node socket), and once connected relays as after
+   * attach(). Resolves with the outcome; after a failure the caller refuses.
+   */
+  connect(address: string, port: number, timeoutMs: number, idleMs: number): Promise<{ ok: true } | { ok: false; code: string }> {
+    if (this.answered || this.endInfo || this.connectWaiter) return Promise.resolve({ ok: false, code: 'ECONNABORTED' });
+    if (!this.addon.connect(this.id, address, port, Math.max(1, Math.min(timeoutMs, 0x7fffffff)), Math.max(0, Math.min(idleMs, 0x7fffffff)))) return Promise.resolve({ ok: false, code: 'EINVAL' });
+    return new Promise((resolve) => (this.connectWaiter = resolve));
+  }
+
+  /** @internal */
+  connected(ok: boolean, errno: number): void {
+    const w = this.connectWaiter;
+    this.connectWaiter = undefined;
+    if (ok) this.answered = true;
+    w?.(ok ? { ok: true } : { ok: false, code: errnoNames.get(errno) ?? 'unknown' });
+  }
+
   /** @internal */
   deliver(s: Sniffed): void {
     if (this.sniffedBytes) return;
@@ -169,6 +190,7 @@ export class NativeClient {
     this.endInfo = end;
     // a client gone before its hello was complete: the sniff stage sees a close
     this.deliver({ bytes: NO_BYTES, how: 'closed' });
+    this.connected(false, 0);
     const w = this.endWaiter;
     this.endWaiter = undefined;
     w?.(end);
@@ -283,6 +305,7 @@ export class NativeRelay {
 
   private onIntake(id: number, code: number, a: number, b: number, errno: number, payload: Buffer | undefined): void {
     if (code === EV_HELLO) return this.clients.get(id)?.deliver({ bytes: payload ?? NO_BYTES, how: HOW[a] ?? 'closed' });
+    if (code === EV_CONNECTED) return this.clients.get(id)?.connected(a === 1, errno);
     const events = this.listeners.get(a);
     const address = payload ? payload.toString('latin1') : '';
     if (code === EV_ACCEPTED) {
