@@ -2,15 +2,21 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
-import { encodeFlowEvent, MemoryFlowTransport } from '@portcullis/flow-events';
-import type { FlowStart } from '@portcullis/flow-events';
-import { waitFor } from '@portcullis/testing';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFlowEvent, MemoryFlowTransport, RedisFlowTransport } from '@portcullis/flow-events';
+import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
+import { startRedis, waitFor } from '@portcullis/testing';
+import type { TestRedis } from '@portcullis/testing';
 import { AuditConsumer, auditLine } from './consumer';
+import { RecentKeys } from './recent-keys';
 import { NdjsonFileSink } from './sink';
+import type { AuditSink } from './sink';
 
 const log = pino({ level: 'silent' });
 const ev = (i: number): FlowStart => ({ v: 1, event: 'flow.start', flowId: `flow-${i}`, nodeId: 'n', listener: 'tls', mode: 'sni', src: '127.0.0.1:1', dst: '', sni: `n${i}.test`, connectHost: '', protocol: 'tls', verdict: 'deny', ruleId: '', reason: 'default', policyVersion: 1, startTime: new Date(0).toISOString() });
+
+const end = (i: number): FlowEnd => ({ ...ev(i), event: 'flow.end', bytesUp: 1, bytesDown: 2, durationMs: 3, closeReason: 'client-closed', traceId: '' });
 
 function lines(dir: string, prefix = 'audit.log'): string[] {
   return readdirSync(dir)
@@ -61,5 +67,65 @@ describe('audit consumer', () => {
     await sink.close();
     expect(readdirSync(dir).length).toBeGreaterThan(3);
     expect(lines(dir).map((l) => JSON.parse(l).flowId).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `flow-${i}`).sort());
+  });
+});
+
+describe('audit dedupe', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => redis?.stop());
+
+  it('an entry added to the stream twice (a re-sent batch) is written once, counted, and both are acknowledged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    const client = new Redis(redis.url);
+    const stream = `test:dedupe:${Math.random()}`;
+    const t = new RedisFlowTransport(client, { maxLen: 10_000, stream });
+    await t.ensureGroup();
+    const batch = [encodeFlowEvent(ev(1)), encodeFlowEvent(end(1)), encodeFlowEvent(ev(2))];
+    await t.add(batch);
+    await t.add(batch); // the edge's retry after a lost reply: the same three entries again
+    await t.add([encodeFlowEvent(end(2)), encodeFlowEvent(end(2))]); // and twice within one read
+    const c = new AuditConsumer(t, new NdjsonFileSink(join(dir, 'audit.log')), new NdjsonFileSink(join(dir, 'audit.log.rejects')), log, { consumer: 'a', batchSize: 3, blockMs: 20, claimIdleMs: 60_000 });
+    c.start();
+    await waitFor(async () => (await t.groupInfo()).lag === 0 && (await t.groupInfo()).pending === 0, 10_000);
+    await c.stop();
+    expect(lines(dir).map((l) => `${JSON.parse(l).event} ${JSON.parse(l).flowId}`)).toEqual(['flow.start flow-1', 'flow.end flow-1', 'flow.start flow-2', 'flow.end flow-2']);
+    expect(c.stats.written).toBe(4);
+    expect(c.stats.duplicatesSkipped).toBe(4);
+    expect(await client.xlen(stream)).toBe(8);
+    client.disconnect();
+  });
+
+  it('a batch whose write failed is not remembered as written: it is written when it comes back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    const t = new MemoryFlowTransport();
+    const file = new NdjsonFileSink(join(dir, 'audit.log'));
+    let failures = 1;
+    const flaky: AuditSink = {
+      write: async (l) => {
+        if (failures-- > 0) throw new Error('disk full');
+        await file.write(l);
+      },
+      has: (n) => file.has(n),
+      close: () => file.close(),
+    };
+    await t.add([encodeFlowEvent(ev(1)), encodeFlowEvent(ev(2))]);
+    const c = new AuditConsumer(t, flaky, new NdjsonFileSink(join(dir, 'audit.log.rejects')), log, { consumer: 'a', batchSize: 10, blockMs: 20, claimIdleMs: 60_000 });
+    c.start();
+    await waitFor(() => c.stats.written === 2, 10_000);
+    await c.stop();
+    expect(c.stats.errors).toBe(1);
+    expect(c.stats.duplicatesSkipped).toBe(0);
+    expect(lines(dir).map((l) => JSON.parse(l).flowId)).toEqual(['flow-1', 'flow-2']);
+  });
+
+  it('remembers between half its capacity and its capacity of the latest keys', () => {
+    const r = new RecentKeys(4);
+    for (const k of ['a', 'b', 'c', 'd', 'e']) r.add(k);
+    expect(['a', 'b', 'c', 'd', 'e'].map((k) => r.has(k))).toEqual([false, false, true, true, true]);
+    expect(r.size).toBeLessThanOrEqual(4);
+    expect(() => new RecentKeys(1)).toThrow();
   });
 });
