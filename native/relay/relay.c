@@ -76,6 +76,7 @@ enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER, ST_CONNECTING };
 #define LINGER_MS 2000
 #define MAX_LISTENERS 16
 #define HBUCKETS 4096
+#define NOTIFY_WITHIN_MS 20
 
 typedef struct flow flow;
 typedef struct {
@@ -155,6 +156,11 @@ typedef struct {
   size_t *paylen;
   cmd *cmds;
   int notify_pending;
+  /* a record JS should have now (a hello, a failed connect) is queued; else the queue waits for
+   * one, or for NOTIFY_WITHIN_MS after its oldest record: each wake-up of the JS thread is a
+   * cross-CPU wake (an IPI, a VM exit here), so ends and accepts ride along with hellos */
+  int urgent;
+  int64_t oldest;
   /* relay thread only */
   flow *head;
   flow *graveyard;
@@ -207,6 +213,8 @@ static void emit(relay_t *r, double id, double a, double b, int code, int err, c
     if (grown && pay && paylen) r->done_cap = cap;
   }
   if (r->done_len + RECORD <= r->done_cap) {
+    if (r->done_len == 0) r->oldest = now_ms();
+    if (code == EV_HELLO || (code == EV_CONNECTED && a == 0)) r->urgent = 1;
     double *rec = r->done + r->done_len;
     rec[0] = id;
     rec[1] = a;
@@ -809,6 +817,8 @@ static void *run(void *arg) {
   relay_t *r = arg;
   struct epoll_event evs[MAX_EVENTS];
   int64_t last_sweep = now_ms();
+  /* records held for JS (not urgent): wake up in time to hand them over */
+  int waiting = 0, wait_ms = 0;
   for (;;) {
     int base = r->min_idle_ms;
     if (r->min_sniff_ms > 0 && (base == 0 || r->min_sniff_ms < base)) base = r->min_sniff_ms;
@@ -817,7 +827,7 @@ static void *run(void *arg) {
     if (step > 1000) step = 1000;
     for (int l = 0; l < MAX_LISTENERS; l++)
       if (r->listeners[l].open && r->listeners[l].paused) step = 25;
-    int n = epoll_wait(r->ep, evs, MAX_EVENTS, r->again ? 0 : step);
+    int n = epoll_wait(r->ep, evs, MAX_EVENTS, r->again ? 0 : waiting && wait_ms < step ? wait_ms : step);
     int64_t now = now_ms();
     int stop = 0;
     for (int e = 0; e < n; e++) {
@@ -877,9 +887,15 @@ static void *run(void *arg) {
     }
     r->graveyard = keep;
     pthread_mutex_lock(&r->mu);
-    int notify = r->done_len > 0 && !r->notify_pending && !stop;
+    int notify = r->done_len > 0 && !r->notify_pending && !stop && (r->urgent || now - r->oldest >= NOTIFY_WITHIN_MS);
     if (notify) r->notify_pending = 1;
+    int64_t oldest = r->oldest;
+    waiting = r->done_len > 0 && !notify && !r->notify_pending;
     pthread_mutex_unlock(&r->mu);
+    if (waiting) {
+      int64_t left = oldest + NOTIFY_WITHIN_MS - now;
+      wait_ms = left < 1 ? 1 : left > NOTIFY_WITHIN_MS ? NOTIFY_WITHIN_MS : (int)left;
+    }
     if (notify) napi_call_threadsafe_function(r->tsfn, NULL, napi_tsfn_nonblocking);
     if (stop) {
       kill_all(r, R_SHUTDOWN);
@@ -909,6 +925,7 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   r->paylen = NULL;
   r->done_len = r->done_cap = 0;
   r->notify_pending = 0;
+  r->urgent = 0;
   pthread_mutex_unlock(&r->mu);
   size_t records = len / RECORD;
   napi_value ab, argv[2], global;

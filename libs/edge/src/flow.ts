@@ -32,6 +32,8 @@ export interface FlowContext {
   guard: SsrfGuard;
   dns: DnsCache;
   log: Logger;
+  /** the canonical flow lines (flow.start, flow.end): flow fields only, nothing to redact */
+  flowLog?: Logger;
   report(e: FlowStart | FlowEnd): void;
   track(socket: Socket): void;
   /** the native data plane (edge.relay: native); absent: every flow relays in JavaScript */
@@ -112,7 +114,7 @@ class FlowCore {
     ctx.report(startEvent);
     ctx.metrics.flows.add(1, { listener: ctx.listener.name, verdict: v.verdict, reason: v.reason });
     // flow.start is in the audit stream; as a log line only at debug (flow.end has it all)
-    if (ctx.log.isLevelEnabled('debug')) ctx.log.debug({ flowId: this.flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src: this.src, protocol: learned.protocol, traceId: this.spans.traceId || undefined }, 'flow.start');
+    if (ctx.log.isLevelEnabled('debug')) (ctx.flowLog ?? ctx.log).debug({ flowId: this.flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src: this.src, protocol: learned.protocol, traceId: this.spans.traceId || undefined }, 'flow.start');
     return startEvent;
   }
 
@@ -129,7 +131,7 @@ class FlowCore {
     if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
     this.spans.end({ sni: end.sni, connectHost: end.connectHost, verdict: end.verdict, ruleId: end.ruleId, reason: end.reason, dst: end.dst, bytesUp, bytesDown, closeReason: reason });
     // the canonical log line of a flow: one per connection, at its end, with everything
-    ctx.log.info({ flowId: this.flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, ruleId: end.ruleId || undefined, reason: end.reason, dst: end.dst, src: end.src, protocol: end.protocol, closeReason: reason, bytesUp, bytesDown, durationMs: end.durationMs, traceId: end.traceId || undefined }, 'flow.end');
+    (ctx.flowLog ?? ctx.log).info({ flowId: this.flowId, sni: end.sni, connectHost: end.connectHost || undefined, verdict: end.verdict, ruleId: end.ruleId || undefined, reason: end.reason, dst: end.dst, src: end.src, protocol: end.protocol, closeReason: reason, bytesUp, bytesDown, durationMs: end.durationMs, traceId: end.traceId || undefined }, 'flow.end');
   }
 
   async ask(sni: string, connectHost: string, span: ReturnType<FlowTrace['stage']>): Promise<Verdict> {
