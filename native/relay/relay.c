@@ -161,6 +161,9 @@ typedef struct {
    * cross-CPU wake (an IPI, a VM exit here), so ends and accepts ride along with hellos */
   int urgent;
   int64_t oldest;
+  /* the relay thread is (about to be) in epoll_wait: a command needs the eventfd to wake it;
+   * otherwise it will find the command before it sleeps (seq_cst on both sides) */
+  int sleeping;
   /* relay thread only */
   flow *head;
   flow *graveyard;
@@ -190,6 +193,11 @@ static void wake(relay_t *r) {
   uint64_t one = 1;
   ssize_t ignored = write(r->evfd, &one, sizeof(one));
   (void)ignored;
+}
+
+/* Wakes the relay thread only if it sleeps: a busy one takes new work before it sleeps again. */
+static void nudge(relay_t *r) {
+  if (__atomic_load_n(&r->sleeping, __ATOMIC_SEQ_CST)) wake(r);
 }
 
 /* ---- relay thread ---- */
@@ -827,7 +835,15 @@ static void *run(void *arg) {
     if (step > 1000) step = 1000;
     for (int l = 0; l < MAX_LISTENERS; l++)
       if (r->listeners[l].open && r->listeners[l].paused) step = 25;
-    int n = epoll_wait(r->ep, evs, MAX_EVENTS, r->again ? 0 : waiting && wait_ms < step ? wait_ms : step);
+    int timeout = r->again ? 0 : waiting && wait_ms < step ? wait_ms : step;
+    /* work given while this thread was busy came without a wake-up: take it in this round */
+    __atomic_store_n(&r->sleeping, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&r->mu);
+    int pending = r->cmds != NULL || r->incoming != NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (pending) wake(r);
+    int n = epoll_wait(r->ep, evs, MAX_EVENTS, timeout);
+    __atomic_store_n(&r->sleeping, 0, __ATOMIC_SEQ_CST);
     int64_t now = now_ms();
     int stop = 0;
     for (int e = 0; e < n; e++) {
@@ -1077,7 +1093,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   f->next = r->incoming;
   r->incoming = f;
   pthread_mutex_unlock(&r->mu);
-  wake(r);
+  nudge(r);
   napi_get_boolean(env, true, &result);
   return result;
 refuse_free:
@@ -1117,7 +1133,7 @@ static void push_cmd(relay_t *r, cmd *c) {
   c->next = r->cmds;
   r->cmds = c;
   pthread_mutex_unlock(&r->mu);
-  wake(r);
+  nudge(r);
 }
 
 static napi_value throw_errno(napi_env env, int err, const char *what) {
