@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedis } from '@portcullis/testing';
+import { startRedis, waitFor } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { FlowPublisher } from './publisher';
 import { Spool } from './spool';
 import { decodeFlowEvent, encodeFlowEvent } from './schema';
 import type { FlowStart } from './schema';
-import { MemoryFlowTransport, RedisFlowTransport } from './transport';
+import { MAX_APPEND_ENTRIES, MemoryFlowTransport, RedisFlowTransport } from './transport';
 import type { FlowTransport } from './transport';
 
 const start = (i: number): FlowStart => ({
@@ -117,6 +117,76 @@ describe('with a real Redis', () => {
     for (let i = 0; i < 15; i++) pub.publish(start(i));
     expect(pub.stats.dropped).toBe(5);
     expect(pub.stats.queued).toBe(10);
+  });
+});
+
+/** Calls per command since the last CONFIG RESETSTAT, from INFO commandstats. */
+async function commandCalls(client: Redis): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const m of (await client.info('commandstats')).matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
+  return out;
+}
+
+describe('appending a batch', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    // small stream nodes, so MAXLEN ~ trims close to the bound
+    redis = await startRedis({ args: ['--stream-node-max-entries', '10'] });
+  });
+  afterAll(async () => redis?.stop());
+
+  it('one add() is one command however many events it carries; the entries land in order and MAXLEN ~ holds', async () => {
+    const client = new Redis(redis.url);
+    const stats = new Redis(redis.url);
+    const stream = `test:append:${Math.random()}`;
+    const t = new RedisFlowTransport(client, { maxLen: 40, stream });
+    await t.add(['warm-up']); // the connection's first call sends the script itself (EVAL)
+    const data = (round: number, n: number): string[] => Array.from({ length: n }, (_, i) => encodeFlowEvent(start(round * 1000 + i)));
+    for (const n of [1, 16, 100]) {
+      await stats.config('RESETSTAT');
+      await t.add(data(n, n));
+      const calls = await commandCalls(stats);
+      expect({ n, scripts: (calls['evalsha'] ?? 0) + (calls['eval'] ?? 0), xadds: calls['xadd'] }).toEqual({ n, scripts: 1, xadds: n }); // the XADDs run inside the script
+    }
+    const ids = (await client.xrange(stream, '-', '+')).map(([, f]) => JSON.parse(f[1] ?? '{}').flowId as string);
+    expect(ids.length).toBeGreaterThanOrEqual(40);
+    expect(ids.length).toBeLessThanOrEqual(50); // trimmed by whole nodes of 10
+    expect(ids).toEqual(data(100, 100).slice(-ids.length).map((d) => JSON.parse(d).flowId));
+    client.disconnect();
+    stats.disconnect();
+  });
+
+  it('a batch larger than one script may carry goes as several calls, still in order', async () => {
+    const client = new Redis(redis.url);
+    const stats = new Redis(redis.url);
+    const stream = `test:append-big:${Math.random()}`;
+    const t = new RedisFlowTransport(client, { maxLen: 100_000, stream });
+    await t.add(['warm-up']);
+    const n = 2 * MAX_APPEND_ENTRIES + 7;
+    await stats.config('RESETSTAT');
+    await t.add(Array.from({ length: n }, (_, i) => String(i)));
+    const calls = await commandCalls(stats);
+    expect((calls['evalsha'] ?? 0) + (calls['eval'] ?? 0)).toBe(3);
+    expect((await client.xrange(stream, '-', '+')).map(([, f]) => f[1])).toEqual(['warm-up', ...Array.from({ length: n }, (_, i) => String(i))]);
+    client.disconnect();
+    stats.disconnect();
+  });
+
+  it('when Redis no longer has the script (flushed, or restarted) the next add() loads it again', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on('error', () => undefined);
+    const stream = `test:append-noscript:${Math.random()}`;
+    const t = new RedisFlowTransport(client, { maxLen: 100, stream });
+    await t.add(['a']);
+    await client.script('FLUSH'); // same connection: EVALSHA meets NOSCRIPT and ioredis falls back to EVAL
+    await t.add(['b']);
+    expect((await client.xrange(stream, '-', '+')).map(([, f]) => f[1])).toEqual(['a', 'b']);
+    await redis.kill(); // no persistence here: the stream goes too
+    await redis.restart();
+    await waitFor(() => client.status === 'ready', 5_000);
+    await t.add(['c', 'd']);
+    expect((await client.xrange(stream, '-', '+')).map(([, f]) => f[1])).toEqual(['c', 'd']);
+    client.disconnect();
   });
 });
 

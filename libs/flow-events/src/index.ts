@@ -1,6 +1,6 @@
 export { FLOW_EVENT_VERSION, flowEventSchema, flowStartSchema, flowEndSchema, encodeFlowEvent, decodeFlowEvent } from './schema';
 export type { FlowEvent, FlowStart, FlowEnd, DecodeResult } from './schema';
-export { RedisFlowTransport, MemoryFlowTransport, FLOW_STREAM, AUDIT_GROUP } from './transport';
+export { RedisFlowTransport, MemoryFlowTransport, FLOW_STREAM, AUDIT_GROUP, MAX_APPEND_ENTRIES } from './transport';
 export type { FlowTransport, StreamEntry } from './transport';
 export { FlowPublisher } from './publisher';
 export type { PublisherOptions, PublisherStats } from './publisher';

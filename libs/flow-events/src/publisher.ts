@@ -1,5 +1,5 @@
 // The edge's side of the stream: never blocks a flow. Events wait in a bounded queue and are
-// written in pipelined batches; while the transport is down they stay queued and are retried.
+// written in batches (one Redis command each); while the transport is down they stay queued and are retried.
 // When the queue is full they go to the spool file (in order), and only when that is full too
 // are they dropped (counted).
 import { encodeFlowEvent } from './schema';

@@ -27,6 +27,26 @@ export interface FlowTransport {
   close(): Promise<void>;
 }
 
+/**
+ * Appends ARGV[2..] to the stream KEYS[1] in order, each trimmed to about ARGV[1] entries, and
+ * answers how many it added (a number, not the IDs: nothing big comes back). One key, so it runs
+ * on a Cluster too.
+ */
+const APPEND_SCRIPT = `local n = 0
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'data', ARGV[i])
+  n = n + 1
+end
+return n`;
+
+/**
+ * The most entries one script call carries. Redis runs a script to the end before anything else:
+ * 500 XADDs of ~400-byte events hold it for ~0.75 ms (measured). The publisher's batches are no bigger.
+ */
+export const MAX_APPEND_ENTRIES = 500;
+
+type AppendCommand = (stream: string, maxLen: number, ...data: string[]) => Promise<number>;
+
 function entries(reply: unknown): StreamEntry[] {
   // XREADGROUP: [[stream, [[id, [field, value, ...]], ...]]]; XAUTOCLAIM: [cursor, [[id, fields]], deleted]
   const out: StreamEntry[] = [];
@@ -42,10 +62,17 @@ function entries(reply: unknown): StreamEntry[] {
 
 export class RedisFlowTransport implements FlowTransport {
   readonly kind = 'redis' as const;
+  private readonly append: AppendCommand;
+
   constructor(
     private readonly redis: Redis,
     private readonly opts: { maxLen: number; stream?: string; group?: string; reader?: Redis },
-  ) {}
+  ) {
+    // ioredis sends EVALSHA, and EVAL when the script is not loaded (a new connection, a restarted Redis).
+    redis.defineCommand('portcullisFlowAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT });
+    const defined = redis as unknown as { portcullisFlowAppend: AppendCommand };
+    this.append = defined.portcullisFlowAppend.bind(redis);
+  }
 
   private get stream(): string {
     return this.opts.stream ?? FLOW_STREAM;
@@ -54,13 +81,20 @@ export class RedisFlowTransport implements FlowTransport {
     return this.opts.group ?? AUDIT_GROUP;
   }
 
+  /**
+   * One command per batch (of up to MAX_APPEND_ENTRIES): a pipeline of one XADD per event cost
+   * the edge a command object, a promise and argument conversion each, ~12% of its CPU at 1,600
+   * connections/s. A batch whose reply is lost (Redis or the connection died after the script
+   * ran) is re-sent by the publisher and lands twice: the audit consumer drops the repeat.
+   */
   async add(data: string[]): Promise<void> {
     if (data.length === 0) return;
-    const p = this.redis.pipeline();
-    for (const d of data) p.xadd(this.stream, 'MAXLEN', '~', this.opts.maxLen, '*', 'data', d);
-    const res = await p.exec();
-    const failed = res?.find(([err]) => err);
-    if (failed?.[0]) throw failed[0];
+    const calls: Promise<number>[] = [];
+    // Sent back to back on one connection (one key, so one node): they run in this order.
+    for (let i = 0; i < data.length; i += MAX_APPEND_ENTRIES) calls.push(this.append(this.stream, this.opts.maxLen, ...data.slice(i, i + MAX_APPEND_ENTRIES)));
+    let added = 0;
+    for (const n of await Promise.all(calls)) added += n;
+    if (added !== data.length) throw new Error(`flow stream took ${added} of ${data.length} entries`);
   }
 
   async ensureGroup(): Promise<void> {
