@@ -108,7 +108,7 @@ describe('faults under load, nothing lost', () => {
     const check = await settleAudit(() => readAudit(stack.auditLog), flows);
     const spoolFiles = readdirSync(join(stack.dir, 'spool', 'edge-a', 'main'));
     console.log(
-      `[faults] redis down ${upAt - downAt} ms: ${servedWhileDown} flows served meanwhile; queue ${metric(during, 'portcullis_audit_queue_depth')} events, spool ${metric(during, 'portcullis_spool_bytes')} bytes, dropped ${metric(during, 'portcullis_events_dropped_total')}; policy health ${policyHealth}, edge /readyz ${edgeReady}; ${flows.length} flows ${summary(flows)}, ${check.lines.length} audit lines; spool dir after: ${JSON.stringify(spoolFiles)}`,
+      `[faults] redis down ${upAt - downAt} ms: ${servedWhileDown} flows served meanwhile; queue ${metric(during, 'portcullis_audit_queue_depth')} events, spool ${metric(during, 'portcullis_spool_bytes')} bytes, dropped ${metric(during, 'portcullis_events_dropped_total')}; policy health ${policyHealth}, edge /readyz ${edgeReady}; ${flows.length} flows ${summary(flows)}, ${check.lines.length} audit lines (${stack.audits.flatMap((a) => a.lines('audit.duplicates dropped')).reduce((n, l) => n + Number(l['count']), 0)} repeats dropped); spool dir after: ${JSON.stringify(spoolFiles)}`,
     );
 
     expect(servedWhileDown).toBeGreaterThan(20);
