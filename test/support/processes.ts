@@ -34,6 +34,9 @@ export function startApp(app: 'edge-proxy' | 'policy-service' | 'audit-service' 
   child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // TEST_KEEP_OUTPUT_DIR: every child's output and how it ended, kept for a failure seen once
+  const keep = process.env['TEST_KEEP_OUTPUT_DIR'];
+  if (keep) child.once('exit', (code, signal) => writeFileSync(join(keep, `${app}-${child.pid}.log`), `${output.join('')}\n[exit code ${code} signal ${signal}]\n`));
   return {
     name: app,
     child,
