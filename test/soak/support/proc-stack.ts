@@ -277,7 +277,7 @@ export function load(n: number, next: (i: number) => { nodeId: string; port: num
 }
 
 export interface AuditCheck {
-  /** client flows with no flow.start or no flow.end (or more than one of either) in the log */
+  /** client flows with no flow.start (nearest in time, from their node and port) or whose flow.start has no flow.end */
   incomplete: ClientFlow[];
   /** (flowId, event) pairs written more than once */
   duplicates: number;
@@ -288,24 +288,32 @@ export interface AuditCheck {
 
 /** "Nothing lost": each client flow has exactly one flow.start and one flow.end; nothing is written twice. */
 export function checkAudit(lines: AuditLine[], flows: ClientFlow[]): AuditCheck {
-  const count = new Map<string, { start: number; end: number }>();
+  // A client port comes round again within a run, so a flow is matched to the flow.start from
+  // its node and port whose startTime is nearest its own start (each record used once), not
+  // merely counted by port: a flow excused elsewhere (lost in a SIGKILL) on the same port must
+  // not make another one look incomplete.
+  const starts = new Map<string, { line: AuditLine; t: number; used: boolean }[]>();
   for (const l of lines) {
+    if (l.event !== 'flow.start') continue;
     const k = `${String(l['nodeId'])}|${String(l['src'])}`;
-    const c = count.get(k) ?? { start: 0, end: 0 };
-    if (l.event === 'flow.start') c.start++;
-    else c.end++;
-    count.set(k, c);
+    const list = starts.get(k) ?? [];
+    list.push({ line: l, t: Date.parse(String(l['startTime'])), used: false });
+    starts.set(k, list);
   }
-  // a client port may come round again in a long run: expect as many records as client flows
-  const want = new Map<string, number>();
-  for (const f of flows) want.set(`${f.nodeId}|${f.src}`, (want.get(`${f.nodeId}|${f.src}`) ?? 0) + 1);
-  const incomplete = flows.filter((f) => {
-    const c = count.get(`${f.nodeId}|${f.src}`);
-    const n = want.get(`${f.nodeId}|${f.src}`) ?? 1;
-    return !f.src || c?.start !== n || c.end !== n;
-  });
-  const ids = lines.map((l) => `${l.flowId}|${l.event}`);
   const ended = new Set(lines.filter((l) => l.event === 'flow.end').map((l) => l.flowId));
+  const incomplete = [...flows]
+    .sort((x, y) => x.startedAt - y.startedAt)
+    .filter((f) => {
+      if (!f.src) return true;
+      let best: { line: AuditLine; t: number; used: boolean } | undefined;
+      for (const c of starts.get(`${f.nodeId}|${f.src}`) ?? []) {
+        if (!c.used && (!best || Math.abs(c.t - f.startedAt) < Math.abs(best.t - f.startedAt))) best = c;
+      }
+      if (!best) return true;
+      best.used = true;
+      return !ended.has(best.line.flowId);
+    });
+  const ids = lines.map((l) => `${l.flowId}|${l.event}`);
   return { incomplete, duplicates: ids.length - new Set(ids).size, unended: lines.filter((l) => l.event === 'flow.start' && !ended.has(l.flowId)), lines };
 }
 
