@@ -1,6 +1,8 @@
 // The edge's connect and relay stages: the SSRF guard on resolved addresses, half-close both
 // ways, fail modes when the policy service is gone, and connection limits.
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -222,6 +224,97 @@ describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
     s.end(Buffer.alloc(50_000, 0x63)); // we can still send
     await waitFor(() => Buffer.concat(serverFirst.got[0] ?? []).length === hello.length + 50_000);
     await closed;
+  });
+});
+
+describe.each(RELAYS)('edge relay (%s): upstream connect outcomes', (relay) => {
+  const CONNECT_TIMEOUT_MS = 300;
+  let certs: TestCerts;
+  let upstream: TlsUpstream;
+  let stack: Stack;
+  let stalled: ChildProcess | undefined;
+  const fillers: Socket[] = [];
+
+  beforeAll(async () => {
+    certs = makeCerts(['one.up.test', 'two.up.test', 'refused.up.test', 'stalled.up.test']);
+    upstream = await startTlsUpstream(certs); // 127.0.0.1 only: 127.0.0.2 refuses
+    // a port nothing listens on
+    const closed = await new Promise<number>((r) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => r(port));
+      });
+    });
+    // a listener that never accepts (its process stopped) and whose queue is full: SYNs go unanswered
+    stalled = spawn(process.execPath, ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const stalledPort = await new Promise<number>((r) => stalled?.stdout?.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
+    stalled.kill('SIGSTOP');
+    for (let k = 0; k < 4; k++) {
+      const f = connect({ port: stalledPort, host: '127.0.0.1' });
+      f.on('error', () => undefined);
+      fillers.push(f);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    stack = await startStack(profile('  - id: up\n    action: allow\n    fqdns: [".up.test"]\n    allowPrivate: ["127.0.0.0/8"]\n'), {
+      listeners: [
+        { name: 'tls', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: upstream.port },
+        { name: 'refused', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: closed },
+        { name: 'stalled', mode: 'sni', listen: '127.0.0.1:0', upstreamPort: stalledPort },
+      ],
+      resolve: { 'one.up.test': ['127.0.0.1'], 'two.up.test': ['127.0.0.2', '127.0.0.1'], 'refused.up.test': ['127.0.0.1'], 'stalled.up.test': ['127.0.0.1'] },
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      relay,
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await upstream?.close();
+    for (const f of fillers) f.destroy();
+    stalled?.kill('SIGKILL');
+  });
+
+  const recordsOf = async (sni: string): Promise<Record<string, unknown>[]> => {
+    await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.end' && e.sni === sni));
+    return (await stack.events()).filter((e) => e.sni === sni);
+  };
+
+  it('one address: connected (by the relay thread under the native relay), the reply arrives, flow.start names the address', async () => {
+    const r = await nodeTls(stack.port(), 'one.up.test', certs.ca);
+    expect(r.body).toBe('hello from upstream one.up.test\n');
+    const [start, end] = await recordsOf('one.up.test');
+    expect(start).toMatchObject({ event: 'flow.start', verdict: 'allow', dst: `127.0.0.1:${upstream.port}` });
+    expect(end).toMatchObject({ event: 'flow.end', closeReason: expect.stringMatching(/^(client|upstream)-closed$/) });
+    expect(end?.['bytesUp']).toBeGreaterThan(200);
+    expect(end?.['bytesDown']).toBeGreaterThan(200);
+  });
+
+  it('two addresses, the first refusing: Happy Eyeballs reaches the second and the flow is relayed', async () => {
+    const r = await nodeTls(stack.port(), 'two.up.test', certs.ca);
+    expect(r.body).toBe('hello from upstream two.up.test\n');
+    const [start, end] = await recordsOf('two.up.test');
+    expect(start).toMatchObject({ verdict: 'allow', dst: `127.0.0.1:${upstream.port}` });
+    expect(end?.['bytesDown']).toBeGreaterThan(200);
+  });
+
+  it('an address that refuses: the client gets internal_error, the records say connect-refused', async () => {
+    const r = await nodeTls(stack.port('refused'), 'refused.up.test', certs.ca);
+    expect(r.errorCode).toBe('ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR');
+    const [start, end] = await recordsOf('refused.up.test');
+    expect(start).toMatchObject({ event: 'flow.start', verdict: 'allow', ruleId: 'up' });
+    expect(String(start?.['detail'])).toContain('ECONNREFUSED');
+    expect(end).toMatchObject({ event: 'flow.end', closeReason: 'connect-refused', bytesUp: 0, bytesDown: 0 });
+  });
+
+  it('an address that never answers: refused at connectTimeoutMs with internal_error, the records say connect-timeout', async () => {
+    const t0 = Date.now();
+    const r = await nodeTls(stack.port('stalled'), 'stalled.up.test', certs.ca, { timeoutMs: 10_000 });
+    const ms = Date.now() - t0;
+    expect(r.errorCode).toBe('ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR');
+    expect(ms).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 20);
+    expect(ms).toBeLessThan(CONNECT_TIMEOUT_MS + 1_500);
+    const [start, end] = await recordsOf('stalled.up.test');
+    expect(String(start?.['detail'])).toContain(`within ${CONNECT_TIMEOUT_MS} ms`);
+    expect(end).toMatchObject({ closeReason: 'connect-timeout' });
   });
 });
 
