@@ -171,7 +171,9 @@ typedef struct {
   int pipes;
   int max_pipes; /* written by the main thread (setMaxPipes), read atomically */
   int min_idle_ms;
-  int min_sniff_ms;
+  /* the shortest sniff, connect or linger deadline given so far: the sweep checks them a tenth
+   * of it apart (25 ms – 1 s) */
+  int min_deadline_ms;
   double next_cid;
   /* kept open so that at EMFILE one connection can still be accepted, audited and closed */
   int spare_fd;
@@ -757,6 +759,7 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
         if (connect(fd, (struct sockaddr *)&c->sa, c->salen) != 0 && errno != EINPROGRESS) err = errno;
       }
       int timeout = c->timeout > 0 ? c->timeout : 10000;
+      if (timeout < r->min_deadline_ms) __atomic_store_n(&r->min_deadline_ms, timeout, __ATOMIC_RELAXED);
       free(c);
       if (err) {
         if (fd >= 0) close(fd);
@@ -829,7 +832,8 @@ static void *run(void *arg) {
   int waiting = 0, wait_ms = 0;
   for (;;) {
     int base = r->min_idle_ms;
-    if (r->min_sniff_ms > 0 && (base == 0 || r->min_sniff_ms < base)) base = r->min_sniff_ms;
+    int deadlines = __atomic_load_n(&r->min_deadline_ms, __ATOMIC_RELAXED);
+    if (deadlines > 0 && (base == 0 || deadlines < base)) base = deadlines;
     int step = base > 0 ? base / 10 : 1000;
     if (step < 25) step = 25;
     if (step > 1000) step = 1000;
@@ -1203,7 +1207,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   l->paused = 0;
   __atomic_store_n(&l->open, 1, __ATOMIC_RELEASE);
   pthread_mutex_lock(&r->mu);
-  if (sniff_ms > 0 && (r->min_sniff_ms == 0 || sniff_ms < r->min_sniff_ms)) r->min_sniff_ms = sniff_ms;
+  int shortest = sniff_ms > 0 && sniff_ms < LINGER_MS ? sniff_ms : LINGER_MS;
+  if (r->min_deadline_ms == 0 || shortest < r->min_deadline_ms) __atomic_store_n(&r->min_deadline_ms, shortest, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&r->mu);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->s};
   if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {

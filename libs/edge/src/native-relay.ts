@@ -202,6 +202,8 @@ export class NativeRelay {
   private readonly clients = new Map<number, NativeClient>();
   private readonly listeners = new Map<number, NativeListenerEvents>();
   private nextId = 1;
+  /** where an exception thrown by one flow's report goes (the edge logs it); the other reports still run */
+  onReportError: ((err: unknown) => void) | undefined;
 
   constructor(private readonly addon: Addon) {
     addon.start((records, payloads) => this.onRecords(records, payloads));
@@ -297,8 +299,9 @@ export class NativeRelay {
         if (!done) continue;
         this.ends.delete(id);
         done(end);
-      } catch {
-        // a flow's report must not stop the others' (it logs its own failures)
+      } catch (err) {
+        // a flow's report must not stop the others'
+        this.onReportError?.(err);
       }
     }
   }

@@ -112,6 +112,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   let stopping = false;
   const native = edge.relay === 'native' ? nativeRelay() : undefined;
   if (edge.relay === 'native' && !native) log.warn({ err: nativeRelayError() }, 'edge.relay is native but the relay addon is missing: relaying in JavaScript');
+  if (native) native.onReportError = (err) => log.error({ err }, 'native relay: a flow report failed');
   const pipeFds = native ? relayPipeFds() : 0;
   native?.setPipeBudget(pipeFds / 2);
   const fds = descriptorBudget(edge.maxConnections, pipeFds, log);
