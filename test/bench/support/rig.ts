@@ -43,6 +43,8 @@ export const settings = {
   bare: process.env['BENCH_BARE'] === '1',
   /** extra node flags for the edge process, e.g. --heapsnapshot-signal=SIGUSR2 */
   edgeNodeArgs: (process.env['BENCH_EDGE_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
+  /** adds candidate edge-b: the same edge with these node flags instead (e.g. --max-semi-space-size=16), measured in the same rounds */
+  edgeBNodeArgs: (process.env['BENCH_EDGE_B_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
 };
 
 export function freePort(): Promise<number> {
@@ -378,7 +380,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       edgeGeneration++;
       const port = variant === 'a' ? edgePort : edgeBPort;
       const main = variant === 'b' && settings.edgeBDist ? join(resolve(settings.edgeBDist), 'apps/edge-proxy/main.js') : join(ROOT, 'dist/apps/edge-proxy/main.js');
-      const args = [...settings.edgeNodeArgs, ...extraArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), main, '--config', variant === 'a' ? cfgPath : cfgBPath];
+      const args = [...(variant === 'b' && settings.edgeBNodeArgs.length ? settings.edgeBNodeArgs : settings.edgeNodeArgs), ...extraArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), main, '--config', variant === 'a' ? cfgPath : cfgBPath];
       const p = launch(variant === 'a' ? 'edge-proxy' : 'edge-proxy-b', process.execPath, args, { cwd: dir, logFile: join(dir, `edge-${variant}-${edgeGeneration}.log`), ...(noFile ? { noFile } : {}) });
       if (settings.profile) {
         // the bundle may be rebuilt meanwhile: keep the source map this process started with
@@ -405,12 +407,12 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       edge = await startEdge();
       started.push(edge);
-      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay) {
+      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBNodeArgs.length) {
         const c = cp.config as { edge: Record<string, unknown> };
         writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel } }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}`);
+        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
@@ -450,7 +452,9 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
             ? `edge-b (${settings.edgeBDist})`
             : settings.edgeBRelay
               ? `edge-b (relay ${settings.edgeBRelay})`
-              : `edge-b (log ${settings.edgeBLogLevel})`
+              : settings.edgeBNodeArgs.length
+                ? `edge-b (node ${settings.edgeBNodeArgs.join(' ')})`
+                : `edge-b (log ${settings.edgeBLogLevel})`
           : c === 'edge' && settings.edgeBLogLevel
             ? `edge (log ${settings.edgeLogLevel})`
             : c === 'edge' && settings.edgeBRelay
