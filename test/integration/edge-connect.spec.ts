@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, startTlsUpstream, waitFor } from '@portcullis/testing';
@@ -315,6 +316,54 @@ describe.each(RELAYS)('edge relay (%s): upstream connect outcomes', (relay) => {
     const [start, end] = await recordsOf('stalled.up.test');
     expect(String(start?.['detail'])).toContain(`within ${CONNECT_TIMEOUT_MS} ms`);
     expect(end).toMatchObject({ closeReason: 'connect-timeout' });
+  });
+});
+
+describe.each(RELAYS)('edge listeners (%s): IPv6 and a port already taken', (relay) => {
+  let certs: TestCerts;
+  let upstream: TlsUpstream;
+
+  beforeAll(async () => {
+    certs = makeCerts(['six.up.test']);
+    upstream = await startTlsUpstream(certs);
+  });
+  afterAll(async () => {
+    await upstream?.close();
+  });
+
+  it('an SNI listener on [::1] serves, and the records carry the client IPv6 address', async () => {
+    const stack = await startStack(profile('  - id: up\n    action: allow\n    fqdns: [".up.test"]\n    allowPrivate: ["127.0.0.0/8"]\n'), {
+      listeners: [{ name: 'tls', mode: 'sni', listen: '[::1]:0', upstreamPort: upstream.port }],
+      resolve: { 'six.up.test': ['127.0.0.1'] },
+      relay,
+    });
+    try {
+      expect(stack.edge.listeners['tls']?.intake).toBe(relay === 'native' ? 'native' : 'node');
+      const r = await new Promise<{ body: string; local: string }>((resolve, reject) => {
+        const s = tlsConnect({ host: '::1', port: stack.port(), servername: 'six.up.test', ca: certs.ca });
+        let body = '';
+        s.on('data', (d: Buffer) => (body += d.toString()));
+        s.once('end', () => resolve({ body, local: `${s.localAddress ?? ''}:${s.localPort ?? 0}` }));
+        s.once('error', reject);
+      });
+      expect(r.body).toBe('hello from upstream six.up.test\n');
+      await waitFor(async () => (await stack.events()).some((e) => e.event === 'flow.end' && e.sni === 'six.up.test'));
+      const end = (await stack.events()).find((e) => e.event === 'flow.end' && e.sni === 'six.up.test');
+      expect(end).toMatchObject({ src: r.local, verdict: 'allow' });
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('a listen address already taken stops the start with EADDRINUSE', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      await expect(startStack(profile(), { listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${port}`, upstreamPort: upstream.port }], relay })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      taken.close();
+    }
   });
 });
 

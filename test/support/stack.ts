@@ -33,7 +33,10 @@ export async function startStack(profile: string, edge: Record<string, unknown>,
   const log = pino({ level: process.env['TEST_LOG'] ?? 'silent' });
   const transport = new MemoryFlowTransport();
   const policy = await startPolicyService(config, { log, store: new MemoryPolicyStore(), cache: new MemoryVerdictCache() });
-  const edgeHandle = await startEdgeProxy(config, { log, transport, policyAddress: `127.0.0.1:${policy.port}` });
+  const edgeHandle = await startEdgeProxy(config, { log, transport, policyAddress: `127.0.0.1:${policy.port}` }).catch(async (err: unknown) => {
+    await policy.stop(); // an edge that cannot start (a port taken) leaves nothing running
+    throw err;
+  });
   await transport.ensureGroup();
   const seen: FlowEvent[] = [];
   return {
