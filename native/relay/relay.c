@@ -696,12 +696,18 @@ static void begin_relay(relay_t *r, flow *f, int64_t now) {
 }
 
 /* A connect that failed or timed out: the upstream socket goes, the flow waits for JS's refusal. */
-static void connect_failed(relay_t *r, flow *f, int err) {
+/* The upstream socket of a flow not yet relaying (a failed connect, a refusal while connecting) goes. */
+static void drop_upstream(relay_t *r, flow *f) {
+  if (f->s[1].fd < 0) return;
   if (f->s[1].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[1].fd, NULL);
   close(f->s[1].fd);
   f->s[1].fd = -1;
   f->s[1].registered = 0;
   f->s[1].readable = f->s[1].writable = f->s[1].rdhup = 0;
+}
+
+static void connect_failed(relay_t *r, flow *f, int err) {
+  drop_upstream(r, f);
   f->state = ST_WAIT;
   emit(r, f->id, 0, 0, EV_CONNECTED, err, NULL, 0);
 }
@@ -778,12 +784,7 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
       continue;
     }
     if (c->type == C_REFUSE) {
-      if (f->s[1].fd >= 0) {
-        if (f->s[1].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[1].fd, NULL);
-        close(f->s[1].fd);
-        f->s[1].fd = -1;
-        f->s[1].registered = 0;
-      }
+      drop_upstream(r, f);
       if (!(c->flags & 1)) {
         finish(r, f, R_NONE, 0);
       } else {
@@ -953,18 +954,18 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   if (len && napi_create_arraybuffer(env, len * sizeof(double), &bytes, &ab) == napi_ok) {
     memcpy(bytes, done, len * sizeof(double));
     napi_create_typedarray(env, napi_float64_array, len, ab, 0, &argv[0]);
+    /* payloads (an address, a hello) by record index; undefined when no record has one */
     napi_get_undefined(env, &argv[1]);
+    bool payloads = false;
     for (size_t i = 0; i < records; i++) {
       /* the flows adopt() took keep the callback referenced until they end */
       if (done[i * RECORD] > 0 && done[i * RECORD + 3] < EV_ACCEPTED) r->active--;
       if (!pay[i]) continue;
-      napi_value buf, undef;
-      bool is_array = false;
-      napi_is_array(env, argv[1], &is_array);
-      if (!is_array) {
+      if (!payloads) {
         napi_create_array_with_length(env, records, &argv[1]);
-        napi_get_undefined(env, &undef);
+        payloads = true;
       }
+      napi_value buf;
       void *copy;
       if (napi_create_buffer_copy(env, paylen[i], pay[i], &copy, &buf) == napi_ok) napi_set_element(env, argv[1], (uint32_t)i, buf);
     }
