@@ -8,8 +8,16 @@
  * directions have; an error on either side closes both; a flow idle for idleMs in both directions
  * is closed. The first reason wins.
  *
+ * Two ways to run it (start's second argument):
+ *   inline (threaded false, the edge's default): the relay's epoll descriptor is watched by Node's
+ *           own loop (uv_poll); JS's commands run inside the call that gives them; records go to
+ *           JS from the loop's callbacks. No cross-thread wake-up.
+ *   threaded: one relay thread per process; JS's commands are queued for it (an eventfd wakes it
+ *           when it sleeps) and records come back through a thread-safe function. Copying goes on
+ *           while JS is busy, at the price of a cross-CPU wake-up each way.
+ *
  * JS API (per environment):
- *   start(cb)              cb(Float64Array [id, bytesUp, bytesDown, reason, errno, ...]) per batch
+ *   start(cb, threaded)    cb(Float64Array [id, bytesUp, bytesDown, reason, errno, ...]) per batch
  *   adopt(clientFd, upstreamFd, id, idleMs, upFirst|null, downFirst|null, flags) -> boolean
  *                          dups both descriptors (the caller then destroys its sockets); flags: 1 the
  *                          client already ended, 2 the upstream already ended
@@ -37,6 +45,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -180,9 +189,21 @@ typedef struct {
   flow *table[HBUCKETS];
   lsn listeners[MAX_LISTENERS];
   char scratch[SCRATCH];
+  int64_t last_sweep;
   /* main thread only */
   napi_threadsafe_function tsfn;
   int64_t active;
+  /* inline mode (start(cb, false)): no thread; the relay's epoll descriptor is watched by Node's
+   * own loop (uv_poll), commands run inside the JS call that gives them, and records go to JS
+   * from the loop's callbacks. No cross-thread wake-up at all: on a box where the proxy shares
+   * its cores with the TLS endpoints, each one was a context switch and an IPI. */
+  int inline_mode;
+  napi_env env;
+  napi_ref cb_ref;
+  napi_async_context async_ctx;
+  uv_poll_t *poll;
+  uv_timer_t *timer;
+  uv_idle_t *idle;
 } relay_t;
 
 static int64_t now_ms(void) {
@@ -825,22 +846,81 @@ static void kill_all(relay_t *r, int reason) {
   while (r->head) finish(r, r->head, reason, 0);
 }
 
+/* How often the sweep checks deadlines: a tenth of the shortest idle, sniff, connect or linger
+ * deadline (25 ms – 1 s); 25 ms while a listener is paused. */
+static int sweep_step(relay_t *r) {
+  int base = r->min_idle_ms;
+  int deadlines = __atomic_load_n(&r->min_deadline_ms, __ATOMIC_RELAXED);
+  if (deadlines > 0 && (base == 0 || deadlines < base)) base = deadlines;
+  int step = base > 0 ? base / 10 : 1000;
+  if (step < 25) step = 25;
+  if (step > 1000) step = 1000;
+  for (int l = 0; l < MAX_LISTENERS; l++)
+    if (r->listeners[l].open && r->listeners[l].paused) step = 25;
+  return step;
+}
+
+static void sweep(relay_t *r, int64_t now) {
+  r->last_sweep = now;
+  for (flow *f = r->head, *next; f; f = next) {
+    next = f->next;
+    if (f->state == ST_SNIFF) {
+      if (now >= f->deadline) hello_out(r, f, H_TIMEOUT);
+    } else if (f->state == ST_LINGER) {
+      if (now >= f->deadline) finish(r, f, R_NONE, 0);
+    } else if (f->state == ST_CONNECTING) {
+      if (now >= f->deadline) connect_failed(r, f, ETIMEDOUT);
+    } else if (f->state == ST_RELAY && f->idle_ms > 0 && now - f->last >= f->idle_ms) {
+      finish(r, f, R_IDLE, 0);
+    }
+  }
+  for (int l = 0; l < MAX_LISTENERS; l++) {
+    lsn *ls = &r->listeners[l];
+    if (ls->open && ls->paused && now >= ls->resume_at) {
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ls->s};
+      if (epoll_ctl(r->ep, EPOLL_CTL_ADD, ls->fd, &ev) == 0) ls->paused = 0;
+      else ls->resume_at = now + 50;
+    }
+  }
+}
+
+/* Frees the flows that ended in this round; a dead flow still on the again list waits until
+ * run_again has taken it off. */
+static void bury(relay_t *r) {
+  flow *keep = NULL;
+  while (r->graveyard) {
+    flow *f = r->graveyard;
+    r->graveyard = f->next;
+    if (f->queued) {
+      f->next = keep;
+      keep = f;
+    } else free(f);
+  }
+  r->graveyard = keep;
+}
+
+/* 1: the records queued for JS go now. Else *wait_ms: how long they may still wait (0: none
+ * queued, or a hand-over is already pending). */
+static int due(relay_t *r, int64_t now, int stop, int *wait_ms) {
+  pthread_mutex_lock(&r->mu);
+  int notify = r->done_len > 0 && !r->notify_pending && !stop && (r->urgent || now - r->oldest >= NOTIFY_WITHIN_MS);
+  if (notify) r->notify_pending = 1;
+  int waiting = r->done_len > 0 && !notify && !r->notify_pending;
+  int64_t left = r->oldest + NOTIFY_WITHIN_MS - now;
+  pthread_mutex_unlock(&r->mu);
+  *wait_ms = !waiting ? 0 : left < 1 ? 1 : left > NOTIFY_WITHIN_MS ? NOTIFY_WITHIN_MS : (int)left;
+  return notify;
+}
+
 static void *run(void *arg) {
   relay_t *r = arg;
   struct epoll_event evs[MAX_EVENTS];
-  int64_t last_sweep = now_ms();
+  r->last_sweep = now_ms();
   /* records held for JS (not urgent): wake up in time to hand them over */
-  int waiting = 0, wait_ms = 0;
+  int wait_ms = 0;
   for (;;) {
-    int base = r->min_idle_ms;
-    int deadlines = __atomic_load_n(&r->min_deadline_ms, __ATOMIC_RELAXED);
-    if (deadlines > 0 && (base == 0 || deadlines < base)) base = deadlines;
-    int step = base > 0 ? base / 10 : 1000;
-    if (step < 25) step = 25;
-    if (step > 1000) step = 1000;
-    for (int l = 0; l < MAX_LISTENERS; l++)
-      if (r->listeners[l].open && r->listeners[l].paused) step = 25;
-    int timeout = r->again ? 0 : waiting && wait_ms < step ? wait_ms : step;
+    int step = sweep_step(r);
+    int timeout = r->again ? 0 : wait_ms > 0 && wait_ms < step ? wait_ms : step;
     /* work given while this thread was busy came without a wake-up: take it in this round */
     __atomic_store_n(&r->sleeping, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&r->mu);
@@ -873,50 +953,9 @@ static void *run(void *arg) {
       on_event(r, evs[e].data.ptr, evs[e].events, now);
     }
     run_again(r);
-    if (now - last_sweep >= step) {
-      last_sweep = now;
-      for (flow *f = r->head, *next; f; f = next) {
-        next = f->next;
-        if (f->state == ST_SNIFF) {
-          if (now >= f->deadline) hello_out(r, f, H_TIMEOUT);
-        } else if (f->state == ST_LINGER) {
-          if (now >= f->deadline) finish(r, f, R_NONE, 0);
-        } else if (f->state == ST_CONNECTING) {
-          if (now >= f->deadline) connect_failed(r, f, ETIMEDOUT);
-        } else if (f->state == ST_RELAY && f->idle_ms > 0 && now - f->last >= f->idle_ms) {
-          finish(r, f, R_IDLE, 0);
-        }
-      }
-      for (int l = 0; l < MAX_LISTENERS; l++) {
-        lsn *ls = &r->listeners[l];
-        if (ls->open && ls->paused && now >= ls->resume_at) {
-          struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ls->s};
-          if (epoll_ctl(r->ep, EPOLL_CTL_ADD, ls->fd, &ev) == 0) ls->paused = 0;
-          else ls->resume_at = now + 50;
-        }
-      }
-    }
-    /* a dead flow still on the again list is freed once run_again has taken it off */
-    flow *keep = NULL;
-    while (r->graveyard) {
-      flow *f = r->graveyard;
-      r->graveyard = f->next;
-      if (f->queued) {
-        f->next = keep;
-        keep = f;
-      } else free(f);
-    }
-    r->graveyard = keep;
-    pthread_mutex_lock(&r->mu);
-    int notify = r->done_len > 0 && !r->notify_pending && !stop && (r->urgent || now - r->oldest >= NOTIFY_WITHIN_MS);
-    if (notify) r->notify_pending = 1;
-    int64_t oldest = r->oldest;
-    waiting = r->done_len > 0 && !notify && !r->notify_pending;
-    pthread_mutex_unlock(&r->mu);
-    if (waiting) {
-      int64_t left = oldest + NOTIFY_WITHIN_MS - now;
-      wait_ms = left < 1 ? 1 : left > NOTIFY_WITHIN_MS ? NOTIFY_WITHIN_MS : (int)left;
-    }
+    if (now - r->last_sweep >= step) sweep(r, now);
+    bury(r);
+    int notify = due(r, now, stop, &wait_ms);
     if (notify) napi_call_threadsafe_function(r->tsfn, NULL, napi_tsfn_nonblocking);
     if (stop) {
       kill_all(r, R_SHUTDOWN);
@@ -932,10 +971,24 @@ static void *run(void *arg) {
 
 /* ---- main thread ---- */
 
-static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  (void)data;
-  relay_t *r = context;
-  if (!env) return;
+/* The process stays alive while the relay holds a listener or an adopted flow, as with Node's own
+ * handles: the thread-safe function (thread mode) or the poll handle (inline mode) is referenced. */
+static void keep_alive(napi_env env, relay_t *r, int64_t delta) {
+  int64_t before = r->active;
+  r->active += delta;
+  if (r->active < 0) r->active = 0;
+  if (before == 0 && r->active > 0) {
+    if (r->inline_mode) uv_ref((uv_handle_t *)r->poll);
+    else napi_ref_threadsafe_function(env, r->tsfn);
+  } else if (before > 0 && r->active == 0) {
+    if (r->inline_mode) uv_unref((uv_handle_t *)r->poll);
+    else napi_unref_threadsafe_function(env, r->tsfn);
+  }
+}
+
+/* Hands the queued records to cb: from the thread-safe function (thread mode; Node has opened the
+ * scopes) or from a loop callback (inline mode, as a MakeCallback: microtasks run after it). */
+static void hand_over(napi_env env, relay_t *r, napi_value cb) {
   pthread_mutex_lock(&r->mu);
   double *done = r->done;
   char **pay = r->pay;
@@ -957,9 +1010,10 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
     /* payloads (an address, a hello) by record index; undefined when no record has one */
     napi_get_undefined(env, &argv[1]);
     bool payloads = false;
+    int64_t ended = 0;
     for (size_t i = 0; i < records; i++) {
-      /* the flows adopt() took keep the callback referenced until they end */
-      if (done[i * RECORD] > 0 && done[i * RECORD + 3] < EV_ACCEPTED) r->active--;
+      /* the flows adopt() took keep the process alive until they end */
+      if (done[i * RECORD] > 0 && done[i * RECORD + 3] < EV_ACCEPTED) ended++;
       if (!pay[i]) continue;
       if (!payloads) {
         napi_create_array_with_length(env, records, &argv[1]);
@@ -969,12 +1023,16 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
       void *copy;
       if (napi_create_buffer_copy(env, paylen[i], pay[i], &copy, &buf) == napi_ok) napi_set_element(env, argv[1], (uint32_t)i, buf);
     }
-    if (r->active <= 0) {
-      r->active = 0;
-      napi_unref_threadsafe_function(env, r->tsfn);
-    }
+    if (ended) keep_alive(env, r, -ended);
     napi_get_global(env, &global);
-    napi_call_function(env, global, cb, 2, argv, NULL);
+    if (r->inline_mode) {
+      if (napi_make_callback(env, r->async_ctx, global, cb, 2, argv, NULL) == napi_pending_exception) {
+        napi_value err;
+        if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+      }
+    } else {
+      napi_call_function(env, global, cb, 2, argv, NULL);
+    }
   }
   for (size_t i = 0; i < records; i++) free(pay[i]);
   free(pay);
@@ -982,9 +1040,69 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   free(done);
 }
 
+static void call_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)data;
+  if (env) hand_over(env, context, cb);
+}
+
+/* ---- inline mode: the same relay, driven by Node's loop ---- */
+
+static void inline_tick(relay_t *r);
+static void on_poll(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  inline_tick(h->data);
+}
+static void on_timer(uv_timer_t *h) { inline_tick(h->data); }
+static void on_idle(uv_idle_t *h) { inline_tick(h->data); }
+
+/* When the loop should call again: at once (flows stopped at their fair share, records JS should
+ * have now), else at the next sweep or when held records are due. */
+static void rearm(relay_t *r, int64_t now) {
+  pthread_mutex_lock(&r->mu);
+  int held = r->done_len > 0 && !r->notify_pending;
+  int urgent = held && r->urgent;
+  int64_t oldest = r->oldest;
+  pthread_mutex_unlock(&r->mu);
+  if (r->again || urgent) uv_idle_start(r->idle, on_idle);
+  else uv_idle_stop(r->idle);
+  int64_t t = r->last_sweep + sweep_step(r) - now;
+  if (held && oldest + NOTIFY_WITHIN_MS - now < t) t = oldest + NOTIFY_WITHIN_MS - now;
+  uv_timer_start(r->timer, on_timer, t < 0 ? 0 : (uint64_t)t, 0);
+}
+
+static void deliver(relay_t *r) {
+  napi_handle_scope scope;
+  napi_value cb = NULL;
+  if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(r->env, r->cb_ref, &cb) == napi_ok && cb) hand_over(r->env, r, cb);
+  napi_close_handle_scope(r->env, scope);
+}
+
+static void inline_tick(relay_t *r) {
+  struct epoll_event evs[MAX_EVENTS];
+  int n = epoll_wait(r->ep, evs, MAX_EVENTS, 0);
+  int64_t now = now_ms();
+  for (int e = 0; e < n; e++) on_event(r, evs[e].data.ptr, evs[e].events, now);
+  run_again(r);
+  if (now - r->last_sweep >= sweep_step(r)) sweep(r, now);
+  bury(r);
+  int wait_ms;
+  if (due(r, now, 0, &wait_ms)) deliver(r);
+  rearm(r, now_ms());
+}
+
+static void close_free(uv_handle_t *h) { free(h); }
+
 static void cleanup(void *arg) {
   relay_t *r = arg;
-  if (r->started) {
+  if (r->inline_mode) {
+    uv_close((uv_handle_t *)r->poll, close_free);
+    uv_close((uv_handle_t *)r->timer, close_free);
+    uv_close((uv_handle_t *)r->idle, close_free);
+    kill_all(r, R_SHUTDOWN);
+    bury(r);
+  } else if (r->started) {
     pthread_mutex_lock(&r->mu);
     r->stop = 1;
     pthread_mutex_unlock(&r->mu);
@@ -1030,13 +1148,44 @@ static napi_value throw_error(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* start(cb, threaded = true) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], name;
+  size_t argc = 2;
+  napi_value argv[2], name;
   relay_t *r = state(env);
+  bool threaded = true;
   if (r->started) return throw_error(env, "relay already started");
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_error(env, "start(callback)");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_error(env, "start(callback, threaded)");
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &threaded);
   napi_create_string_utf8(env, "portcullis.relay", NAPI_AUTO_LENGTH, &name);
+  r->last_sweep = now_ms();
+  if (!threaded) {
+    uv_loop_t *loop = NULL;
+    napi_value resource;
+    r->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (r->ep < 0) return throw_error(env, "epoll failed");
+    napi_create_object(env, &resource);
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, argv[0], 1, &r->cb_ref) != napi_ok ||
+        napi_async_init(env, resource, name, &r->async_ctx) != napi_ok)
+      return throw_error(env, "could not set up the relay's callback");
+    r->poll = malloc(sizeof(uv_poll_t));
+    r->timer = malloc(sizeof(uv_timer_t));
+    r->idle = malloc(sizeof(uv_idle_t));
+    if (!r->poll || !r->timer || !r->idle || uv_poll_init(loop, r->poll, r->ep) != 0) return throw_error(env, "could not watch the relay's epoll descriptor");
+    uv_timer_init(loop, r->timer);
+    uv_idle_init(loop, r->idle);
+    r->poll->data = r->timer->data = r->idle->data = r;
+    uv_poll_start(r->poll, UV_READABLE, on_poll);
+    /* the poll handle keeps the process alive while the relay holds something (keep_alive) */
+    uv_unref((uv_handle_t *)r->poll);
+    uv_unref((uv_handle_t *)r->timer);
+    uv_unref((uv_handle_t *)r->idle);
+    r->env = env;
+    r->inline_mode = 1;
+    r->started = 1;
+    rearm(r, now_ms());
+    return NULL;
+  }
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, r, call_js, &r->tsfn) != napi_ok) return throw_error(env, "could not create the relay's callback");
   napi_unref_threadsafe_function(env, r->tsfn);
   r->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1093,12 +1242,19 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
     f->s[i].f = f;
     f->s[i].i = i;
   }
-  if (r->active++ == 0) napi_ref_threadsafe_function(env, r->tsfn);
-  pthread_mutex_lock(&r->mu);
-  f->next = r->incoming;
-  r->incoming = f;
-  pthread_mutex_unlock(&r->mu);
-  nudge(r);
+  keep_alive(env, r, 1);
+  if (r->inline_mode) {
+    int64_t now = now_ms();
+    f->next = NULL;
+    adopt_incoming(r, f, now);
+    rearm(r, now);
+  } else {
+    pthread_mutex_lock(&r->mu);
+    f->next = r->incoming;
+    r->incoming = f;
+    pthread_mutex_unlock(&r->mu);
+    nudge(r);
+  }
   napi_get_boolean(env, true, &result);
   return result;
 refuse_free:
@@ -1117,6 +1273,11 @@ static napi_value js_kill_all(napi_env env, napi_callback_info info) {
   relay_t *r = state(env);
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1) napi_get_value_int32(env, argv[0], &reason);
   if (!r->started) return NULL;
+  if (r->inline_mode) {
+    kill_all(r, reason);
+    rearm(r, now_ms());
+    return NULL;
+  }
   pthread_mutex_lock(&r->mu);
   r->kill_reason = reason;
   pthread_mutex_unlock(&r->mu);
@@ -1133,7 +1294,16 @@ static napi_value js_set_max_pipes(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Thread mode: queued for the thread. Inline mode: done now, inside the JS call that gave it (it
+ * never calls JS: records it makes go out from the loop). */
 static void push_cmd(relay_t *r, cmd *c) {
+  if (r->inline_mode) {
+    int64_t now = now_ms();
+    c->next = NULL;
+    run_commands(r, c, now);
+    rearm(r, now);
+    return;
+  }
   pthread_mutex_lock(&r->mu);
   c->next = r->cmds;
   r->cmds = c;
@@ -1219,7 +1389,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     return throw_errno(env, err, "epoll_ctl");
   }
   /* an open listener keeps the process alive, as a net.Server does */
-  if (r->active++ == 0) napi_ref_threadsafe_function(env, r->tsfn);
+  keep_alive(env, r, 1);
+  if (r->inline_mode) rearm(r, now_ms());
   napi_create_array_with_length(env, 2, &result);
   napi_create_int32(env, idx, &v);
   napi_set_element(env, result, 0, v);
@@ -1246,10 +1417,7 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   c->idle = idx;
   c->fd = -1;
   push_cmd(r, c);
-  if (--r->active <= 0) {
-    r->active = 0;
-    napi_unref_threadsafe_function(env, r->tsfn);
-  }
+  keep_alive(env, r, -1);
   return NULL;
 }
 

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { findAddon, requireAddon } from './addon';
 
 interface Addon {
-  start(done: (records: Float64Array, payloads?: (Buffer | undefined)[]) => void): void;
+  start(done: (records: Float64Array, payloads?: (Buffer | undefined)[]) => void, threaded: boolean): void;
   listen(host: string, port: number, backlog: number, sniffMs: number): [number, number];
   unlisten(listener: number): void;
   refuse(id: number, reply: Buffer | null, graceful: boolean): void;
@@ -71,7 +71,7 @@ export function nativeRelay(): NativeRelay | undefined {
     return undefined;
   }
   try {
-    loaded = new NativeRelay(requireAddon<Addon>(path));
+    loaded = new NativeRelay(requireAddon<Addon>(path), process.env['PORTCULLIS_RELAY_THREAD'] === '1');
   } catch (err) {
     loadError = `${ADDON}: ${(err as Error).message}`;
   }
@@ -205,8 +205,16 @@ export class NativeRelay {
   /** where an exception thrown by one flow's report goes (the edge logs it); the other reports still run */
   onReportError: ((err: unknown) => void) | undefined;
 
-  constructor(private readonly addon: Addon) {
-    addon.start((records, payloads) => this.onRecords(records, payloads));
+  /**
+   * threaded: the relay runs on its own thread (JS and the relay each wake the other across CPUs);
+   * else on Node's loop (its epoll descriptor watched by libuv, no cross-thread wake-up), the
+   * default. PORTCULLIS_RELAY_THREAD=1 selects the thread (benchmark comparisons).
+   */
+  constructor(
+    private readonly addon: Addon,
+    readonly threaded = false,
+  ) {
+    addon.start((records, payloads) => this.onRecords(records, payloads), threaded);
   }
 
   /** flows the relay thread holds */

@@ -45,6 +45,13 @@ export const settings = {
   edgeNodeArgs: (process.env['BENCH_EDGE_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
   /** adds candidate edge-b: the same edge with these node flags instead (e.g. --max-semi-space-size=16), measured in the same rounds */
   edgeBNodeArgs: (process.env['BENCH_EDGE_B_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
+  /** adds candidate edge-b: the same edge with these extra environment variables (`K=V K2=V2`, e.g. PORTCULLIS_RELAY_THREAD=1), measured in the same rounds */
+  edgeBEnv: Object.fromEntries(
+    (process.env['BENCH_EDGE_B_ENV'] ?? '')
+      .split(' ')
+      .filter((kv) => kv.includes('='))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  ) as Record<string, string>,
 };
 
 export function freePort(): Promise<number> {
@@ -381,7 +388,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       const port = variant === 'a' ? edgePort : edgeBPort;
       const main = variant === 'b' && settings.edgeBDist ? join(resolve(settings.edgeBDist), 'apps/edge-proxy/main.js') : join(ROOT, 'dist/apps/edge-proxy/main.js');
       const args = [...(variant === 'b' && settings.edgeBNodeArgs.length ? settings.edgeBNodeArgs : settings.edgeNodeArgs), ...extraArgs, ...(settings.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), main, '--config', variant === 'a' ? cfgPath : cfgBPath];
-      const p = launch(variant === 'a' ? 'edge-proxy' : 'edge-proxy-b', process.execPath, args, { cwd: dir, logFile: join(dir, `edge-${variant}-${edgeGeneration}.log`), ...(noFile ? { noFile } : {}) });
+      const p = launch(variant === 'a' ? 'edge-proxy' : 'edge-proxy-b', process.execPath, args, { cwd: dir, logFile: join(dir, `edge-${variant}-${edgeGeneration}.log`), ...(noFile ? { noFile } : {}), ...(variant === 'b' ? { env: settings.edgeBEnv } : {}) });
       if (settings.profile) {
         // the bundle may be rebuilt meanwhile: keep the source map this process started with
         mkdirSync(profDir, { recursive: true });
@@ -407,12 +414,12 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       edge = await startEdge();
       started.push(edge);
-      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBNodeArgs.length) {
+      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBNodeArgs.length || Object.keys(settings.edgeBEnv).length) {
         const c = cp.config as { edge: Record<string, unknown> };
         writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel } }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}`);
+        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
@@ -454,7 +461,9 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
               ? `edge-b (relay ${settings.edgeBRelay})`
               : settings.edgeBNodeArgs.length
                 ? `edge-b (node ${settings.edgeBNodeArgs.join(' ')})`
-                : `edge-b (log ${settings.edgeBLogLevel})`
+                : Object.keys(settings.edgeBEnv).length
+                  ? `edge-b (${process.env['BENCH_EDGE_B_ENV']})`
+                  : `edge-b (log ${settings.edgeBLogLevel})`
           : c === 'edge' && settings.edgeBLogLevel
             ? `edge (log ${settings.edgeLogLevel})`
             : c === 'edge' && settings.edgeBRelay
