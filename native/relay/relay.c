@@ -17,7 +17,8 @@
  *           while JS is busy, at the price of a cross-CPU wake-up each way.
  *
  * JS API (per environment):
- *   start(cb, threaded)    cb(Float64Array [id, bytesUp, bytesDown, reason, errno, ...]) per batch
+ *   start(cb, threaded)    cb(Float64Array [id, bytesUp, bytesDown, reason, errno, payloadOffset,
+ *                          payloadLength, ...], payloads: Buffer | undefined) per batch
  *   adopt(clientFd, upstreamFd, id, idleMs, upFirst|null, downFirst|null, flags) -> boolean
  *                          dups both descriptors (the caller then destroys its sockets); flags: 1 the
  *                          client already ended, 2 the upstream already ended
@@ -70,7 +71,9 @@
 #define SPLICE_AFTER (256 * 1024)
 #define SPLICE_MAX_DEFAULT 128
 #define PIPE_BYTES (256 * 1024)
-#define RECORD 5
+/* a record: [id, a, b, code, errno, payload offset, payload length] (the payload: bytes in the
+ * batch's one payload buffer; length 0: none) */
+#define RECORD 7
 #define MAX_EVENTS 256
 
 enum { R_NONE = 0, R_CLIENT_CLOSED, R_UPSTREAM_CLOSED, R_IDLE, R_CLIENT_ERROR, R_UPSTREAM_ERROR, R_SHUTDOWN };
@@ -160,9 +163,9 @@ typedef struct {
   int stop;
   double *done;
   size_t done_len, done_cap;
-  /* per record (done_len / RECORD of them): a payload copied for JS, or NULL */
-  char **pay;
-  size_t *paylen;
+  /* the records' payloads (addresses, hellos), back to back: one buffer for JS per batch */
+  char *pay;
+  size_t pay_len, pay_cap;
   cmd *cmds;
   int notify_pending;
   /* a record JS should have now (a hello, a failed connect) is queued; else the queue waits for
@@ -225,23 +228,26 @@ static void nudge(relay_t *r) {
 
 /* ---- relay thread ---- */
 
-/* Queues a record (and a copy of its payload) for JS. */
+/* Queues a record (and a copy of its payload) for JS. A record that cannot be queued (out of
+ * memory) is dropped; its flow's end still comes. */
 static void emit(relay_t *r, double id, double a, double b, int code, int err, const char *payload, size_t plen) {
-  char *copy = NULL;
-  if (payload && plen) {
-    copy = malloc(plen);
-    if (copy) memcpy(copy, payload, plen);
-  }
   pthread_mutex_lock(&r->mu);
   if (r->done_len + RECORD > r->done_cap) {
     size_t cap = r->done_cap ? r->done_cap * 2 : 64 * RECORD;
     double *grown = realloc(r->done, cap * sizeof(double));
-    if (grown) r->done = grown;
-    char **pay = realloc(r->pay, cap / RECORD * sizeof(char *));
-    if (pay) r->pay = pay;
-    size_t *paylen = realloc(r->paylen, cap / RECORD * sizeof(size_t));
-    if (paylen) r->paylen = paylen;
-    if (grown && pay && paylen) r->done_cap = cap;
+    if (grown) {
+      r->done = grown;
+      r->done_cap = cap;
+    }
+  }
+  if (payload && plen && r->pay_len + plen > r->pay_cap) {
+    size_t cap = r->pay_cap ? r->pay_cap : 16 * 1024;
+    while (cap < r->pay_len + plen) cap *= 2;
+    char *grown = realloc(r->pay, cap);
+    if (grown) {
+      r->pay = grown;
+      r->pay_cap = cap;
+    } else plen = 0;
   }
   if (r->done_len + RECORD <= r->done_cap) {
     if (r->done_len == 0) r->oldest = now_ms();
@@ -252,13 +258,15 @@ static void emit(relay_t *r, double id, double a, double b, int code, int err, c
     rec[2] = b;
     rec[3] = code;
     rec[4] = err;
-    r->pay[r->done_len / RECORD] = copy;
-    r->paylen[r->done_len / RECORD] = copy ? plen : 0;
+    rec[5] = (double)r->pay_len;
+    rec[6] = payload ? (double)plen : 0;
+    if (payload && plen) {
+      memcpy(r->pay + r->pay_len, payload, plen);
+      r->pay_len += plen;
+    }
     r->done_len += RECORD;
-    copy = NULL;
   }
   pthread_mutex_unlock(&r->mu);
-  free(copy);
 }
 
 static flow **bucket(relay_t *r, double id) {
@@ -323,9 +331,11 @@ static int may_read(relay_t *r, flow *f, int k, int round) {
   dir *d = &f->d[k];
   if (d->eof) {
     if (!d->shut) {
-      shutdown(f->s[1 - k].fd, SHUT_WR);
       d->shut = 1;
+      /* the other direction has ended too: closing sends this FIN (that socket was read to its
+       * end, so close() does not reset), one system call fewer per flow */
       if (f->d[1 - k].shut) finish(r, f, R_NONE, 0);
+      else shutdown(f->s[1 - k].fd, SHUT_WR);
     }
     return 0;
   }
@@ -592,8 +602,7 @@ static void on_accept(relay_t *r, lsn *l, int64_t now) {
       emit(r, 0, l->idx, 0, EV_ACCEPT_ERROR, err, NULL, 0);
       return pause_listener(r, l, now);
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY: inherited from the listening socket */
     flow *f = calloc(1, sizeof(flow));
     char *buf = malloc(4096);
     int port = peer_text(&ss, addr, sizeof(addr));
@@ -991,13 +1000,11 @@ static void keep_alive(napi_env env, relay_t *r, int64_t delta) {
 static void hand_over(napi_env env, relay_t *r, napi_value cb) {
   pthread_mutex_lock(&r->mu);
   double *done = r->done;
-  char **pay = r->pay;
-  size_t *paylen = r->paylen;
-  size_t len = r->done_len;
+  char *pay = r->pay;
+  size_t len = r->done_len, pay_len = r->pay_len;
   r->done = NULL;
   r->pay = NULL;
-  r->paylen = NULL;
-  r->done_len = r->done_cap = 0;
+  r->done_len = r->done_cap = r->pay_len = r->pay_cap = 0;
   r->notify_pending = 0;
   r->urgent = 0;
   pthread_mutex_unlock(&r->mu);
@@ -1007,22 +1014,13 @@ static void hand_over(napi_env env, relay_t *r, napi_value cb) {
   if (len && napi_create_arraybuffer(env, len * sizeof(double), &bytes, &ab) == napi_ok) {
     memcpy(bytes, done, len * sizeof(double));
     napi_create_typedarray(env, napi_float64_array, len, ab, 0, &argv[0]);
-    /* payloads (an address, a hello) by record index; undefined when no record has one */
-    napi_get_undefined(env, &argv[1]);
-    bool payloads = false;
+    /* every payload (an address, a hello) in one buffer, by offset and length; undefined: none */
+    void *copy;
+    if (!pay_len || napi_create_buffer_copy(env, pay_len, pay, &copy, &argv[1]) != napi_ok) napi_get_undefined(env, &argv[1]);
     int64_t ended = 0;
-    for (size_t i = 0; i < records; i++) {
-      /* the flows adopt() took keep the process alive until they end */
+    /* the flows adopt() took keep the process alive until they end */
+    for (size_t i = 0; i < records; i++)
       if (done[i * RECORD] > 0 && done[i * RECORD + 3] < EV_ACCEPTED) ended++;
-      if (!pay[i]) continue;
-      if (!payloads) {
-        napi_create_array_with_length(env, records, &argv[1]);
-        payloads = true;
-      }
-      napi_value buf;
-      void *copy;
-      if (napi_create_buffer_copy(env, paylen[i], pay[i], &copy, &buf) == napi_ok) napi_set_element(env, argv[1], (uint32_t)i, buf);
-    }
     if (ended) keep_alive(env, r, -ended);
     napi_get_global(env, &global);
     if (r->inline_mode) {
@@ -1034,9 +1032,7 @@ static void hand_over(napi_env env, relay_t *r, napi_value cb) {
       napi_call_function(env, global, cb, 2, argv, NULL);
     }
   }
-  for (size_t i = 0; i < records; i++) free(pay[i]);
   free(pay);
-  free(paylen);
   free(done);
 }
 
@@ -1129,9 +1125,7 @@ static void cleanup(void *arg) {
   if (r->spare_fd >= 0) close(r->spare_fd);
   if (r->ep >= 0) close(r->ep);
   if (r->evfd >= 0) close(r->evfd);
-  for (size_t i = 0; i < r->done_len / RECORD; i++) free(r->pay[i]);
   free(r->pay);
-  free(r->paylen);
   free(r->done);
   pthread_mutex_destroy(&r->mu);
   free(r);
@@ -1354,6 +1348,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   else {
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* accepted sockets inherit it */
     if (res->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* as Node: "::" takes IPv4 too */
     if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, backlog) != 0) err = errno;
   }

@@ -11,7 +11,8 @@ import type { Socket } from 'node:net';
 import { findAddon, requireAddon } from './addon';
 
 interface Addon {
-  start(done: (records: Float64Array, payloads?: (Buffer | undefined)[]) => void, threaded: boolean): void;
+  /** records: [id, a, b, code, errno, payload offset, payload length] each; payloads: the batch's payload bytes, back to back */
+  start(done: (records: Float64Array, payloads: Buffer | undefined) => void, threaded: boolean): void;
   listen(host: string, port: number, backlog: number, sniffMs: number): [number, number];
   unlisten(listener: number): void;
   refuse(id: number, reply: Buffer | null, graceful: boolean): void;
@@ -30,7 +31,7 @@ export interface RelayEnd {
 }
 
 const ADDON = join('native', 'relay', 'build', 'Release', 'relay.node');
-const RECORD = 5;
+const RECORD = 7;
 const REASONS = ['', 'client-closed', 'upstream-closed', 'idle-timeout', 'client-error', 'upstream-error', 'shutdown'];
 const SHUTDOWN = 6;
 const EV_ACCEPTED = 100;
@@ -283,12 +284,13 @@ export class NativeRelay {
     return c;
   }
 
-  private onRecords(records: Float64Array, payloads: (Buffer | undefined)[] | undefined): void {
+  private onRecords(records: Float64Array, payloads: Buffer | undefined): void {
     for (let i = 0; i + RECORD <= records.length; i += RECORD) {
       const id = records[i] as number;
       const code = records[i + 3] as number;
       const errno = records[i + 4] as number;
-      const payload = payloads?.[i / RECORD];
+      const length = records[i + 6] as number;
+      const payload = length > 0 && payloads ? payloads.subarray(records[i + 5] as number, (records[i + 5] as number) + length) : undefined;
       try {
         if (code >= EV_ACCEPTED) {
           this.onIntake(id, code, records[i + 1] as number, records[i + 2] as number, errno, payload);
