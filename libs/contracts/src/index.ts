@@ -1,4 +1,5 @@
-export { loadContracts, findProtoDir, PROTO_FILES, LOADER_OPTIONS } from './load';
+export { loadContracts, findProtoDir, PROTO_FILES, LOADER_OPTIONS, DECIDE_BATCH_HEADER } from './load';
+export { DecideCodecError } from './decide-codec';
 export type { PolicyDecisionClient, PolicyDecisionHandlers } from './generated/portcullis/v1/PolicyDecision';
 export type { PolicyAdminClient, PolicyAdminHandlers } from './generated/portcullis/v1/PolicyAdmin';
 export type { DecideRequest, DecideRequest__Output } from './generated/portcullis/v1/DecideRequest';
