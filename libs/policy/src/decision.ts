@@ -2,7 +2,8 @@
 // with the shared verdict cache in front of the (cheap, in-process) evaluation.
 import * as grpc from '@grpc/grpc-js';
 import type { Decision } from '@portcullis/fqdn-policy';
-import type { DecideRequest__Output, DecideResponse, PolicyDecisionHandlers, PolicyVersionEvent } from '@portcullis/contracts';
+import { DECIDE_BATCH_HEADER } from '@portcullis/contracts';
+import type { DecideRequest__Output, DecideResponse, DecideStreamRequest__Output, DecideStreamResponse, PolicyDecisionHandlers, PolicyVersionEvent } from '@portcullis/contracts';
 import { context, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import { grpcError, meter, tracingEnabled } from '@portcullis/platform';
@@ -37,6 +38,10 @@ export function toResponse(d: Decision, version: number, ttlMs: number, cacheHit
 }
 
 const tracer = trace.getTracer('portcullis-policy');
+const HIT = Object.freeze({ result: 'hit' });
+const MISS = Object.freeze({ result: 'miss' });
+/** Most decisions per DecideStream message, each way (the service's answer to a longer batch refuses the rest) */
+export const MAX_DECIDE_BATCH = 1_024;
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The parent of a decision's span: the edge's edge.decide (sent in the request) or the gRPC call. */
@@ -44,6 +49,15 @@ function parentContext(traceparent: string): Context {
   const m = TRACEPARENT.exec(traceparent);
   if (!m) return context.active();
   return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1] as string, spanId: m[2] as string, traceFlags: parseInt(m[3] as string, 16) & TraceFlags.SAMPLED, isRemote: true });
+}
+
+/**
+ * Responses are shared by every decision with the same verdict: frozen, so that none is changed
+ * in place, and so that the decision codec may encode each once (it reuses frozen ones' bytes).
+ */
+function frozen(r: DecideResponse): DecideResponse {
+  if (r.allow_private) Object.freeze(r.allow_private);
+  return Object.freeze(r);
 }
 
 /** Most distinct cached verdicts kept parsed (a profile has about as many as it has rules). */
@@ -80,12 +94,43 @@ export class Decider {
     }
   }
 
+  /**
+   * `decide` without a promise per decision (the DecideStream path): `done` is called once, maybe
+   * synchronously. With tracing on, the promise form (which carries the span's context).
+   */
+  decideTo(req: DecideRequest__Output, done: (err: Error | null, res?: DecideResponse) => void): void {
+    if (tracingEnabled()) {
+      this.decide(req).then((r) => done(null, r), done);
+      return;
+    }
+    const active = this.active.current;
+    if (!active) {
+      done(grpcError(grpc.status.UNAVAILABLE, 'no policy loaded'));
+      return;
+    }
+    const key = cacheKey(req, active);
+    this.cache.lookup(active.version, key, (hit) => {
+      let r: DecideResponse;
+      try {
+        r = this.answer(req, active, key, hit);
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      done(null, r);
+    });
+  }
+
   private async evaluate(req: DecideRequest__Output): Promise<DecideResponse> {
     const active = this.active.current;
     if (!active) throw grpcError(grpc.status.UNAVAILABLE, 'no policy loaded');
     const key = cacheKey(req, active);
-    const hit = await this.cache.get(active.version, key);
-    this.cacheLookups.add(1, { result: hit ? 'hit' : 'miss' });
+    return this.answer(req, active, key, await this.cache.get(active.version, key));
+  }
+
+  /** The answer once the shared cache has spoken (`hit`: its entry, undefined on a miss). */
+  private answer(req: DecideRequest__Output, active: ActiveVersion, key: string, hit: string | undefined): DecideResponse {
+    this.cacheLookups.add(1, hit ? HIT : MISS);
     if (hit) {
       const cached = this.fromCache(hit);
       this.decisions.add(1, { verdict: cached.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny', reason: cached.reason ?? '' });
@@ -102,7 +147,7 @@ export class Decider {
     const ttlMs = this.opts.verdictTtlMs;
     let b = this.built.get(decision);
     if (!b || b.version !== active.version || b.ttlMs !== ttlMs) {
-      const response = toResponse(decision, active.version, ttlMs, false);
+      const response = frozen(toResponse(decision, active.version, ttlMs, false));
       b = { version: active.version, ttlMs, response, text: JSON.stringify(response) };
       this.built.set(decision, b);
     }
@@ -115,7 +160,7 @@ export class Decider {
   private fromCache(text: string): DecideResponse {
     let r = this.parsed.get(text);
     if (!r) {
-      r = { ...(JSON.parse(text) as DecideResponse), cache_hit: true };
+      r = frozen({ ...(JSON.parse(text) as DecideResponse), cache_hit: true });
       if (this.parsed.size >= MAX_PARSED) this.parsed.clear();
       this.parsed.set(text, r);
     }
@@ -143,18 +188,66 @@ export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Lo
     },
     DecideStream(call) {
       keep(call);
-      call.on('data', (msg) => {
-        const id = msg.request_id;
-        if (!msg.request) {
-          call.write({ request_id: id, error: 'missing request' });
+      // A client that reads batched answers says so; we say that we read batched decisions.
+      const batching = call.metadata.get(DECIDE_BATCH_HEADER).length > 0;
+      const md = new grpc.Metadata();
+      md.set(DECIDE_BATCH_HEADER, String(MAX_DECIDE_BATCH));
+      call.sendMetadata(md);
+      // Answers found in one turn of the event loop (one MGET reply answers hundreds) go out
+      // together: a message per answer was most of the replica's cost in grpc-js and http2.
+      let answers: DecideStreamResponse[] = [];
+      let scheduled = false;
+      const flush = (): void => {
+        scheduled = false;
+        const a = answers;
+        answers = [];
+        if (a.length === 1) call.write(a[0] as DecideStreamResponse);
+        else for (let i = 0; i < a.length; i += MAX_DECIDE_BATCH) call.write({ batch: a.slice(i, i + MAX_DECIDE_BATCH) });
+      };
+      const answer = (m: DecideStreamResponse): void => {
+        if (!batching) {
+          call.write(m);
           return;
         }
-        decider.decide(msg.request).then(
-          (response) => call.write({ request_id: id, response }),
-          (err: Error) => call.write({ request_id: id, error: err.message }),
-        );
+        answers.push(m);
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      };
+      // the client half-closed: the call ends once every decision it sent is answered
+      let ending = false;
+      let outstanding = 0;
+      const finish = (): void => {
+        if (scheduled) flush();
+        call.end();
+      };
+      const one = (id: number, request: DecideStreamRequest__Output['request']): void => {
+        if (!request) {
+          answer({ request_id: id, error: 'missing request' });
+          return;
+        }
+        outstanding++;
+        decider.decideTo(request, (err, response) => {
+          outstanding--;
+          answer(err ? { request_id: id, error: err.message } : { request_id: id, response });
+          if (ending && outstanding === 0) finish();
+        });
+      };
+      call.on('data', (msg: DecideStreamRequest__Output) => {
+        const batch = msg.batch;
+        // a message is one decision, a batch of them, or both
+        if (msg.request || batch.length === 0) one(msg.request_id, msg.request);
+        for (let i = 0; i < batch.length; i++) {
+          const e = batch[i] as DecideStreamRequest__Output;
+          if (i < MAX_DECIDE_BATCH) one(e.request_id, e.request);
+          else answer({ request_id: e.request_id, error: `batch longer than ${MAX_DECIDE_BATCH} decisions` });
+        }
       });
-      call.on('end', () => call.end());
+      call.on('end', () => {
+        ending = true;
+        if (outstanding === 0) finish();
+      });
       call.on('error', () => undefined);
     },
     WatchPolicy(call) {

@@ -2,9 +2,13 @@
 // every old entry unreachable at once (they then expire by TTL).
 import type { RedisClient as Redis } from '@portcullis/platform';
 
+export type CacheAnswer = (value: string | undefined) => void;
+
 export interface VerdictCache {
   /** The cached value, or undefined on a miss, an error, or no answer within the cache's budget. */
   get(version: number, key: string): Promise<string | undefined>;
+  /** `get` without a promise: `done` is called once, maybe synchronously (the decision stream's path). */
+  lookup(version: number, key: string, done: CacheAnswer): void;
   set(version: number, key: string, value: string, ttlMs: number): void;
 }
 
@@ -30,7 +34,7 @@ export class RedisVerdictCache implements VerdictCache {
   private readonly cluster: boolean;
   private readonly onError: (err: unknown) => void;
   private getKeys: string[] = [];
-  private getWaiters: ((value: string | undefined) => void)[] = [];
+  private getWaiters: CacheAnswer[] = [];
   /** key, value, ttl, key, value, ttl ... */
   private writes: (string | number)[] = [];
   private scheduled = false;
@@ -44,11 +48,13 @@ export class RedisVerdictCache implements VerdictCache {
   }
 
   get(version: number, key: string): Promise<string | undefined> {
-    return new Promise((resolve) => {
-      this.getKeys.push(verdictKey(this.opts.prefix, version, key));
-      this.getWaiters.push(resolve);
-      this.schedule();
-    });
+    return new Promise((resolve) => this.lookup(version, key, resolve));
+  }
+
+  lookup(version: number, key: string, done: CacheAnswer): void {
+    this.getKeys.push(verdictKey(this.opts.prefix, version, key));
+    this.getWaiters.push(done);
+    this.schedule();
   }
 
   set(version: number, key: string, value: string, ttlMs: number): void {
@@ -70,7 +76,7 @@ export class RedisVerdictCache implements VerdictCache {
       const waiters = this.getWaiters;
       this.getKeys = [];
       this.getWaiters = [];
-      this.lookup(keys, waiters);
+      this.mget(keys, waiters);
     }
     if (this.writes.length > 0) {
       const writes = this.writes;
@@ -79,13 +85,13 @@ export class RedisVerdictCache implements VerdictCache {
     }
   };
 
-  private lookup(keys: string[], waiters: ((value: string | undefined) => void)[]): void {
+  private mget(keys: string[], waiters: CacheAnswer[]): void {
     let settled = false;
     const settle = (values: (string | null | undefined)[] | undefined): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      for (let i = 0; i < waiters.length; i++) (waiters[i] as (value: string | undefined) => void)(values?.[i] ?? undefined);
+      for (let i = 0; i < waiters.length; i++) (waiters[i] as CacheAnswer)(values?.[i] ?? undefined);
     };
     // On a busy loop the timer can fire while the reply already sits unread in the socket (timers
     // run before I/O in a turn): give up only after one more turn's I/O, so that load alone does
@@ -119,6 +125,14 @@ export class MemoryVerdictCache implements VerdictCache {
   constructor(private readonly maxEntries = 100_000) {}
 
   async get(version: number, key: string): Promise<string | undefined> {
+    return this.read(version, key);
+  }
+
+  lookup(version: number, key: string, done: CacheAnswer): void {
+    done(this.read(version, key));
+  }
+
+  private read(version: number, key: string): string | undefined {
     const k = `${version}:${key}`;
     const e = this.map.get(k);
     if (!e) return undefined;
