@@ -1,8 +1,8 @@
 // The edge's decision client: L1 cache tagged with the policy version, one in-flight call per
 // key shared by concurrent flows, a deadline on every call, and WatchPolicy to drop stale entries.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { LRUCache } from 'lru-cache';
-import { loadContracts } from '@portcullis/contracts';
+import { DECIDE_BATCH_HEADER, loadContracts } from '@portcullis/contracts';
 import type { DecideRequest, DecideResponse__Output, DecideStreamRequest, DecideStreamResponse__Output, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
 import { clientChannel } from '@portcullis/platform';
 import type { Logger, TlsFiles } from '@portcullis/platform';
@@ -53,6 +53,18 @@ const STREAM_REOPEN_MIN_MS = 100;
  * back: the shared client default (2 s) meant up to 2.4 s of refusals after a restart.
  */
 const RECONNECT_BACKOFF_MAX_MS = 500;
+/** Most decisions we put in one DecideStream message (fewer if the service announces fewer). */
+const MAX_BATCH = 256;
+
+type Answer = (res: DecideResponse__Output | undefined) => void;
+
+/** A decision sent on the stream and not answered yet. */
+interface Pending {
+  /** performance.now() past which it is given up */
+  deadline: number;
+  req: DecideRequest;
+  done: Answer;
+}
 
 function fromResponse(r: DecideResponse__Output): Verdict {
   return {
@@ -86,7 +98,14 @@ export class DecisionClient {
   private streamRetryAt = 0;
   private streamOpenedAt = 0;
   private nextId = 1;
-  private readonly pending = new Map<number, (res: DecideResponse__Output | undefined) => void>();
+  /** in id order, hence in deadline order (one timer sweeps the expired ones from the front) */
+  private readonly pending = new Map<number, Pending>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** decisions per message the current stream's service reads (0: one per message, it predates batches) */
+  private streamBatch = 0;
+  /** decisions to send together at the end of this turn of the event loop */
+  private outbox: DecideStreamRequest[] = [];
+  private flushScheduled = false;
   readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, streamCalls: 0, unaryCalls: 0, failures: 0 };
 
   constructor(
@@ -158,23 +177,23 @@ export class DecisionClient {
     return `${i.connectHost || i.sni}|${i.port}|${i.sourceIp}|${i.ech ? (i.echGrease ? 'g' : 'e') : ''}|${i.connectHost || i.sni ? '' : i.noNameReason}`;
   }
 
-  async decide(input: DecideInput): Promise<Verdict> {
+  decide(input: DecideInput): Promise<Verdict> {
     const key = this.key(input);
     const hit = this.l1.get(key);
     const now = Date.now();
     if (hit && hit.expires > now && hit.version >= this.version && this.l1Trusted(now)) {
       this.stats.l1Hits++;
-      return hit.verdict;
+      return Promise.resolve(hit.verdict);
     }
     this.stats.l1Misses++;
     const pending = this.inflight.get(key);
     if (pending) return pending;
-    const p = this.call(input, key).finally(() => this.inflight.delete(key));
+    const p = new Promise<Verdict>((resolve) => this.call(input, key, resolve));
     this.inflight.set(key, p);
     return p;
   }
 
-  private call(input: DecideInput, key: string): Promise<Verdict> {
+  private call(input: DecideInput, key: string, resolve: (v: Verdict) => void): void {
     this.stats.calls++;
     const req: DecideRequest = {
       sni: input.sni,
@@ -190,17 +209,19 @@ export class DecisionClient {
       no_name_reason: input.noNameReason,
       traceparent: input.traceparent,
     };
-    return this.ask(req).then((res) => {
+    this.ask(req, (res) => {
+      this.inflight.delete(key);
       if (!res) {
         this.stats.failures++;
-        return this.staleVerdict(key) ?? this.failVerdict();
+        resolve(this.staleVerdict(key) ?? this.failVerdict());
+        return;
       }
       const verdict = fromResponse(res);
       if (verdict.policyVersion > this.version) this.onVersion(verdict.policyVersion);
       if (res.cache_ttl_ms > 0 && verdict.policyVersion >= this.version) {
         this.l1.set(key, { verdict: { ...verdict, source: 'l1' }, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
       }
-      return verdict;
+      resolve(verdict);
     });
   }
 
@@ -209,67 +230,123 @@ export class DecisionClient {
    * here; the stream carries far more). If the stream is broken, unary until it has had a
    * second to recover, or until a unary call is answered: the service is back, and all of a busy
    * edge's decisions as unary calls to a replica that just restarted (cold, every edge
-   * reconnecting at once) is what gets them past their deadline. Resolves undefined when no
+   * reconnecting at once) is what gets them past their deadline. Answers undefined when no
    * answer came within the deadline.
+   *
+   * Decisions asked in one turn of the event loop go out as one message when the service reads
+   * batches (a message per decision was most of the client's cost in grpc-js, and the service's).
    */
-  private ask(req: DecideRequest): Promise<DecideResponse__Output | undefined> {
+  private ask(req: DecideRequest, done: Answer): void {
     const stream = this.openStream();
-    if (!stream) return this.unary(req, Date.now() + this.opts.decideTimeoutMs);
+    if (!stream) {
+      this.unary(req, Date.now() + this.opts.decideTimeoutMs, done);
+      return;
+    }
     this.stats.streamCalls++;
     const id = this.nextId++;
-    const deadline = Date.now() + this.opts.decideTimeoutMs;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.opts.log.warn({ deadlineMs: this.opts.decideTimeoutMs }, 'decide timed out');
-        resolve(undefined);
-      }, this.opts.decideTimeoutMs);
-      this.pending.set(id, (res) => {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        // The stream broke under this request: spend what is left of its deadline on a unary call.
-        if (res === undefined && !this.closed && deadline - Date.now() > 5) this.unary(req, deadline).then(resolve);
-        else resolve(res);
-      });
-      stream.write({ request_id: id, request: req });
-    });
+    this.pending.set(id, { deadline: performance.now() + this.opts.decideTimeoutMs, req, done });
+    this.sweepTimer ??= setTimeout(this.sweep, this.opts.decideTimeoutMs);
+    const msg: DecideStreamRequest = { request_id: id, request: req };
+    if (this.streamBatch === 0) {
+      stream.write(msg);
+      return;
+    }
+    this.outbox.push(msg);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // after this turn's I/O callbacks: every flow decided in this turn rides in the message
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const out = this.outbox;
+    this.outbox = [];
+    // the stream broke meanwhile: its pending decisions went to unary calls already
+    const stream = this.stream;
+    if (!stream || out.length === 0) return;
+    if (out.length === 1) stream.write(out[0] as DecideStreamRequest);
+    else for (let i = 0; i < out.length; i += this.streamBatch) stream.write({ batch: out.slice(i, i + this.streamBatch) });
+  };
+
+  /** Gives up on the decisions past their deadline (the oldest first) and waits for the next one's. */
+  private readonly sweep = (): void => {
+    this.sweepTimer = undefined;
+    const now = performance.now();
+    let expired = 0;
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) {
+        this.sweepTimer = setTimeout(this.sweep, Math.max(1, Math.ceil(p.deadline - now)));
+        break;
+      }
+      this.pending.delete(id);
+      expired++;
+      p.done(undefined);
+    }
+    if (expired > 0) this.opts.log.warn({ deadlineMs: this.opts.decideTimeoutMs, decisions: expired }, 'decide timed out');
+  };
+
+  /** A stream answer: the pending decision gets it (or, refused, what is left of its deadline as a unary call). */
+  private answer(msg: DecideStreamResponse__Output): void {
+    const p = this.pending.get(msg.request_id);
+    if (!p) return; // answered after its deadline (or the top of a batch message, id 0)
+    this.pending.delete(msg.request_id);
+    if (msg.error || !msg.response) {
+      this.opts.log.warn({ error: msg.error }, 'decide refused');
+      this.retryUnary(p);
+    } else p.done(msg.response);
+  }
+
+  /** The stream failed this decision: spend what is left of its deadline on a unary call. */
+  private retryUnary(p: Pending): void {
+    const left = p.deadline - performance.now();
+    if (!this.closed && left > 5) this.unary(p.req, Date.now() + left, p.done);
+    else p.done(undefined);
   }
 
   private openStream(): grpc.ClientDuplexStream<DecideStreamRequest, DecideStreamResponse__Output> | undefined {
     if (this.stream) return this.stream;
     if (this.closed || Date.now() < this.streamRetryAt) return undefined;
-    const stream = this.client.DecideStream();
+    // we read batched answers; the service's headers say whether it reads batched decisions
+    const md = new grpc.Metadata();
+    md.set(DECIDE_BATCH_HEADER, String(MAX_BATCH));
+    const stream = this.client.DecideStream(md);
     this.stream = stream;
+    this.streamBatch = 0;
     this.streamOpenedAt = Date.now();
+    stream.on('metadata', (headers: grpc.Metadata) => {
+      const n = Number(headers.get(DECIDE_BATCH_HEADER)[0] ?? 0);
+      if (this.stream === stream && Number.isInteger(n) && n >= 1) this.streamBatch = Math.min(MAX_BATCH, n);
+    });
     stream.on('data', (msg: DecideStreamResponse__Output) => {
-      const done = this.pending.get(msg.request_id);
-      if (!done) return; // answered after its deadline
-      if (msg.error || !msg.response) {
-        this.opts.log.warn({ error: msg.error }, 'decide refused');
-        done(msg.response ?? undefined);
-      } else done(msg.response);
+      this.answer(msg);
+      const batch = msg.batch;
+      for (let i = 0; i < batch.length; i++) this.answer(batch[i] as DecideStreamResponse__Output);
     });
     const broken = (err?: grpc.ServiceError): void => {
       if (this.stream !== stream) return;
       this.stream = undefined;
+      this.streamBatch = 0;
+      this.outbox = [];
       this.streamRetryAt = Date.now() + STREAM_RETRY_MS;
       if (err && !this.closed) this.opts.log.warn({ code: err.code, details: err.details }, 'decide stream broken; unary until it recovers');
-      for (const done of [...this.pending.values()]) done(undefined);
+      const all = [...this.pending.values()];
+      this.pending.clear();
+      for (const p of all) this.retryUnary(p);
     };
     stream.on('error', broken);
     stream.on('end', () => broken());
     return stream;
   }
 
-  private unary(req: DecideRequest, deadline: number): Promise<DecideResponse__Output | undefined> {
+  private unary(req: DecideRequest, deadline: number, done: Answer): void {
     this.stats.unaryCalls++;
-    return new Promise((resolve) => {
-      this.client.Decide(req, { deadline }, (err, res) => {
-        if (err) this.opts.log.warn({ code: err.code, details: err.details }, 'decide failed');
-        // answered: the service is reachable, so the next decision may open the stream again
-        else if (!this.stream) this.streamRetryAt = Math.min(this.streamRetryAt, this.streamOpenedAt + STREAM_REOPEN_MIN_MS);
-        resolve(err ? undefined : res);
-      });
+    this.client.Decide(req, { deadline }, (err, res) => {
+      if (err) this.opts.log.warn({ code: err.code, details: err.details }, 'decide failed');
+      // answered: the service is reachable, so the next decision may open the stream again
+      else if (!this.stream) this.streamRetryAt = Math.min(this.streamRetryAt, this.streamOpenedAt + STREAM_REOPEN_MIN_MS);
+      done(err ? undefined : res);
     });
   }
 
@@ -300,6 +377,8 @@ export class DecisionClient {
   close(): void {
     this.closed = true;
     if (this.watchTimer) clearTimeout(this.watchTimer);
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
     this.watch?.cancel();
     this.stream?.cancel();
     this.client.close();
