@@ -4,10 +4,14 @@
 //     - L1 hit: the verdict is in the edge's in-process cache
 //     - L1 miss answered from the policy service's Redis verdict cache (another edge asked first)
 //     - fully cold: neither cache has it (Redis GET miss, evaluation, Redis SET)
-//   throughput: Decide calls/s one policy replica sustains, many in flight, over DecideStream vs
-//     unary, with the generated gRPC client (names from a working set already in the Redis cache).
+//   throughput: Decide calls/s one policy replica sustains, many in flight (names from a working
+//     set already in the Redis cache), through the edge's own DecisionClient with a one-entry L1
+//     (every decision goes to the service: what an edge gets on its L1 misses), and with the
+//     generated gRPC client over DecideStream (one decision per message) and unary calls.
 // BENCH_POLICY_B_DIST=<other build's dist/>: a second policy-service from that build (same
-// redis-server, its own key prefix) measured in the same interleaved rounds: an in-run A/B.
+// redis-server, its own key prefix) measured in the same interleaved rounds: an in-run A/B. When
+// that dist/ sits in a source tree (a worktree), B's own DecisionClient is bundled from it and
+// drives B: the A/B is of both ends of the decision path.
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -20,11 +24,12 @@ import { loadAverage, machine, pairedRatios, pick, targetValueRow, valueRow } fr
 import { checkBuild, freePort, settings, SNI, startControlPlane } from '../support/rig';
 import type { ControlPlane } from '../support/rig';
 import { interleave, median, percentileSorted, sig } from '../support/stats';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { build } from 'esbuild';
+import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 
 const L1_CALLS = 100_000;
@@ -70,6 +75,10 @@ function request(name: string): Contracts.DecideRequest {
   return { sni: name, connect_host: '', port: 443, source_ip: '10.9.8.7', protocol: 'tls', ech: false, ech_grease: false, node_id: 'bench', listener: 'tls', flow_id: '', no_name_reason: '' };
 }
 
+function decideInput(name: string): Edge.DecideInput {
+  return { sni: name, connectHost: '', port: 443, sourceIp: '10.9.8.7', protocol: 'tls', ech: false, echGrease: false, noNameReason: '', listener: 'tls', flowId: 'bench', traceparent: '' };
+}
+
 interface RateResult {
   perS: number;
   errors: number;
@@ -78,8 +87,38 @@ interface RateResult {
   clientCores: number;
 }
 
-/** Keeps `inFlight` decisions outstanding for `seconds`, over DecideStream or unary calls. */
-async function sustain(client: Contracts.PolicyDecisionClient, mode: 'stream' | 'unary', names: string[], seconds: number, policyPids: number[]): Promise<RateResult> {
+/** The part of a DecisionClient the bench drives (ours, or one bundled from the B build's sources). */
+interface DecisionClientLike {
+  decide(input: Edge.DecideInput): Promise<Edge.Verdict>;
+  start(): void;
+  close(): void;
+}
+type DecisionClientClass = new (opts: ConstructorParameters<typeof Edge.DecisionClient>[0]) => DecisionClientLike;
+
+/**
+ * The B build's DecisionClient, bundled from the source tree its dist/ sits in (with its own
+ * contracts, platform and proto/), or undefined when there is no such tree.
+ */
+async function loadBuildClient(distDir: string, tmp: string): Promise<DecisionClientClass | undefined> {
+  const root = dirname(resolve(distDir));
+  const entry = join(root, 'libs/edge/src/decide.ts');
+  if (!existsSync(entry) || !existsSync(join(root, 'tsconfig.base.json'))) return undefined;
+  const dir = join(tmp, 'b-client');
+  const outfile = join(dir, 'decide.js');
+  await build({ entryPoints: [entry], outfile, bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', tsconfig: join(root, 'tsconfig.base.json'), absWorkingDir: root, logLevel: 'warning' });
+  // its npm packages and its proto/ (findProtoDir walks up from the bundle) are the B tree's
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  symlinkSync(join(root, 'proto'), join(dir, 'proto'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(outfile) as { DecisionClient: DecisionClientClass }).DecisionClient;
+}
+
+/**
+ * Keeps decisions outstanding for `seconds`: through a DecisionClient (`client`: STREAMS ×
+ * STREAM_WINDOW in flight, as many flows of one edge would), or the generated client over
+ * DecideStream (STREAMS streams × STREAM_WINDOW, one decision per message) or unary calls.
+ */
+async function sustain(client: Contracts.PolicyDecisionClient, load: DecisionClientLike, mode: 'client' | 'stream' | 'unary', names: string[], seconds: number, policyPids: number[], inFlight = STREAMS * STREAM_WINDOW): Promise<RateResult> {
   let done = 0;
   let errors = 0;
   let hits = 0;
@@ -103,7 +142,25 @@ async function sustain(client: Contracts.PolicyDecisionClient, mode: 'stream' | 
       if (res.cache_hit) hits++;
     }
   };
-  if (mode === 'stream') {
+  if (mode === 'client') {
+    await new Promise<void>((resolve) => {
+      let inflight = 0;
+      const send = (): void => {
+        inflight++;
+        load.decide(decideInput(next())).then((v) => {
+          inflight--;
+          // the service's answers (a one-entry L1: no 'l1'); anything else is a failure
+          if (v.source === 'service') {
+            done++;
+            hits++;
+          } else errors++;
+          if (!stop) send();
+          else if (inflight === 0) resolve();
+        }, resolve);
+      };
+      for (let w = 0; w < inFlight; w++) send();
+    });
+  } else if (mode === 'stream') {
     await Promise.all(
       Array.from(
         { length: STREAMS },
@@ -169,10 +226,10 @@ const scenario: BenchScenario = {
       throw err;
     }
     const redis = new Redis(cp.redis.port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 });
-    const mkClient = (address: string, nodeId: string): Edge.DecisionClient => {
+    const mkClient = (address: string, nodeId: string, l1Size = 1_000_000, Client: DecisionClientClass = edge.DecisionClient): DecisionClientLike => {
       // `as`: the options grow while the edge is being built; the bench sets what it knows
-      const opts = { address, nodeId, decideTimeoutMs: 2_000, l1Size: 1_000_000, failMode: 'closed', serveStaleMs: 0, log } as ConstructorParameters<typeof edge.DecisionClient>[0];
-      const d = new edge.DecisionClient(opts);
+      const opts = { address, nodeId, decideTimeoutMs: 2_000, l1Size, failMode: 'closed', serveStaleMs: 0, log } as ConstructorParameters<typeof edge.DecisionClient>[0];
+      const d = new Client(opts);
       d.start();
       return d;
     };
@@ -182,13 +239,23 @@ const scenario: BenchScenario = {
       tag: '' | '-b';
       label: string;
       pids: () => number[];
-      measured: Edge.DecisionClient;
-      warmer: Edge.DecisionClient;
+      measured: DecisionClientLike;
+      warmer: DecisionClientLike;
+      /** the throughput load: a DecisionClient with a one-entry L1 (every decision an L1 miss) */
+      load: DecisionClientLike;
       raw: Contracts.PolicyDecisionClient;
     }
-    const target = (tag: Target['tag'], label: string, port: number, pids: () => number[]): Target => {
+    const target = (tag: Target['tag'], label: string, port: number, pids: () => number[], loadClient: DecisionClientClass = edge.DecisionClient): Target => {
       const address = `127.0.0.1:${port}`;
-      return { tag, label, pids, measured: mkClient(address, `bench-measured${tag}`), warmer: mkClient(address, `bench-warmer${tag}`), raw: new PolicyDecision(address, grpc.credentials.createInsecure()) };
+      return {
+        tag,
+        label,
+        pids,
+        measured: mkClient(address, `bench-measured${tag}`),
+        warmer: mkClient(address, `bench-warmer${tag}`),
+        load: mkClient(address, `bench-load${tag}`, 1, loadClient),
+        raw: new PolicyDecision(address, grpc.credentials.createInsecure()),
+      };
     };
     const targets: Target[] = [];
     let policyB: ReturnType<typeof launch> | undefined;
@@ -204,13 +271,16 @@ const scenario: BenchScenario = {
         const pb = launch('policy-service-b', process.execPath, [main, '--config', path], { cwd: dir, logFile: join(dir, 'policy-b.log') });
         policyB = pb;
         await waitForLog(pb, 'policy-service listening');
-        targets.push(target('-b', `B (${POLICY_B_DIST})`, port, () => [pb.pid]));
-        notes.push(`policy-service B: ${main}, same redis-server (key prefix bench-b), measured in the same interleaved rounds; rows marked B, ratio = this build / B in the same round`);
+        const bClient = await loadBuildClient(POLICY_B_DIST, dir);
+        targets.push(target('-b', `B (${POLICY_B_DIST})`, port, () => [pb.pid], bClient));
+        notes.push(
+          `policy-service B: ${main}, same redis-server (key prefix bench-b), measured in the same interleaved rounds; rows marked B, ratio = this build / B in the same round; B's throughput load: ${bClient ? `the DecisionClient of B's source tree (${dirname(resolve(POLICY_B_DIST))}), bundled` : "this build's DecisionClient (no source tree beside B's dist/)"}; the latency rows use this build's DecisionClient for both`,
+        );
       }
-      const input = (name: string): Edge.DecideInput => ({ sni: name, connectHost: '', port: 443, sourceIp: '10.9.8.7', protocol: 'tls', ech: false, echGrease: false, noNameReason: '', listener: 'tls', flowId: 'bench', traceparent: '' }) as Edge.DecideInput;
+      const input = decideInput;
       const hitInput = input(SNI);
       const sources = new Map<string, number>();
-      const decide = async (d: Edge.DecisionClient, i: Edge.DecideInput): Promise<void> => {
+      const decide = async (d: DecisionClientLike, i: Edge.DecideInput): Promise<void> => {
         const v = await d.decide(i);
         sources.set(v.source, (sources.get(v.source) ?? 0) + 1);
         if (v.verdict !== 'allow') throw new Error(`bench name ${i.sni} was not allowed: ${v.reason} ${v.detail}`);
@@ -322,45 +392,57 @@ const scenario: BenchScenario = {
       await new Promise((r) => setTimeout(r, 500));
       const seconds = Math.max(3, Math.round(settings.seconds / 2));
       for (const t of targets) {
-        await sustain(t.raw, 'stream', ws, 1, t.pids());
-        await sustain(t.raw, 'unary', ws, 1, t.pids());
+        await sustain(t.raw, t.load, 'client', ws, 1, t.pids());
+        await sustain(t.raw, t.load, 'stream', ws, 1, t.pids());
+        await sustain(t.raw, t.load, 'unary', ws, 1, t.pids());
       }
-      type Mode = 'stream' | 'unary' | 'stream-b' | 'unary-b';
-      const modes: Mode[] = ['stream', 'unary', ...(B ? (['stream-b', 'unary-b'] as const) : [])];
+      type Mode = 'client' | 'client-64' | 'stream' | 'unary' | 'client-b' | 'stream-b' | 'unary-b';
+      const modes: Mode[] = ['client', 'client-64', 'stream', 'unary', ...(B ? (['client-b', 'stream-b', 'unary-b'] as const) : [])];
       const thr = await interleave(modes, settings.rounds, (m) => {
         const t = m.endsWith('-b') ? (B as Target) : A;
-        return sustain(t.raw, m.startsWith('stream') ? 'stream' : 'unary', ws, seconds, t.pids());
+        const mode = m.startsWith('client') ? 'client' : m.startsWith('stream') ? 'stream' : 'unary';
+        return sustain(t.raw, t.load, mode, ws, seconds, t.pids(), m === 'client-64' ? 64 : undefined);
       });
+      const perCpu = (r: RateResult): number => r.perS / r.policyCores;
+      const perClientCpu = (r: RateResult): number => r.perS / r.clientCores;
       rows.push(
-        targetValueRow('Decide calls/s over DecideStream (one replica)', pick(thr.stream, (r) => r.perS), 'decisions/s', '>=', 20_000, { ratio: median(pick(thr.stream, (r) => r.perS)) / median(pick(thr.unary, (r) => r.perS)) }),
+        targetValueRow('Decide calls/s over DecideStream through the edge\'s DecisionClient (one replica)', pick(thr.client, (r) => r.perS), 'decisions/s', '>=', 20_000, { ratio: median(pick(thr.client, (r) => r.perS)) / median(pick(thr.unary, (r) => r.perS)) }),
+        valueRow('DecisionClient decisions per policy-service CPU-second (one replica given a full core, estimate)', pick(thr.client, perCpu), 'decisions/s'),
+        valueRow('DecisionClient decisions per load-client CPU-second (the edge side)', pick(thr.client, perClientCpu), 'decisions/s'),
+        valueRow('DecisionClient with 64 in flight: decisions/s', pick(thr['client-64'], (r) => r.perS), 'decisions/s'),
+        valueRow('DecisionClient with 64 in flight: per policy-service CPU-second', pick(thr['client-64'], perCpu), 'decisions/s'),
+        valueRow('Decide calls/s over DecideStream, generated client, one decision per message', pick(thr.stream, (r) => r.perS), 'decisions/s'),
         valueRow('Decide calls/s unary (one replica)', pick(thr.unary, (r) => r.perS), 'decisions/s', { baseline: pick(thr.unary, (r) => r.perS) }),
-        // the box is shared: calls per CPU-second of the policy process is what one replica with a core to itself would do
-        valueRow('DecideStream calls per policy-service CPU-second (one replica given a full core, estimate)', pick(thr.stream, (r) => r.perS / r.policyCores), 'decisions/s'),
-        valueRow('unary calls per policy-service CPU-second', pick(thr.unary, (r) => r.perS / r.policyCores), 'decisions/s'),
-        valueRow('DecideStream / unary calls/s (same round)', pairedRatios(pick(thr.stream, (r) => r.perS), pick(thr.unary, (r) => r.perS)), '×'),
+        valueRow('generated-client DecideStream calls per policy-service CPU-second', pick(thr.stream, perCpu), 'decisions/s'),
+        valueRow('unary calls per policy-service CPU-second', pick(thr.unary, perCpu), 'decisions/s'),
+        valueRow('DecisionClient / unary calls/s (same round)', pairedRatios(pick(thr.client, (r) => r.perS), pick(thr.unary, (r) => r.perS)), '×'),
       );
       if (B) {
         const ab = (name: string, a: RateResult[], b: RateResult[], key: (r: RateResult) => number): BenchRow => ({ ...valueRow(`B: ${name}`, pick(b, key), 'decisions/s'), ratio: median(pairedRatios(pick(a, key), pick(b, key))) });
         rows.push(
-          ab('Decide calls/s over DecideStream', thr.stream, thr['stream-b'], (r) => r.perS),
+          ab('Decide calls/s through its DecisionClient', thr.client, thr['client-b'], (r) => r.perS),
+          ab('DecisionClient decisions per policy-service CPU-second', thr.client, thr['client-b'], perCpu),
+          ab('DecisionClient decisions per load-client CPU-second', thr.client, thr['client-b'], perClientCpu),
+          ab('Decide calls/s over DecideStream, generated client', thr.stream, thr['stream-b'], (r) => r.perS),
+          ab('generated-client DecideStream calls per policy-service CPU-second', thr.stream, thr['stream-b'], perCpu),
           ab('Decide calls/s unary', thr.unary, thr['unary-b'], (r) => r.perS),
-          ab('DecideStream calls per policy-service CPU-second', thr.stream, thr['stream-b'], (r) => r.perS / r.policyCores),
-          ab('unary calls per policy-service CPU-second', thr.unary, thr['unary-b'], (r) => r.perS / r.policyCores),
+          ab('unary calls per policy-service CPU-second', thr.unary, thr['unary-b'], perCpu),
         );
       }
       for (const m of modes) {
         const r = thr[m];
         notes.push(
-          `${m}: policy-service CPU ${sig(median(pick(r, (x) => x.policyCores)))} cores, load client ${sig(median(pick(r, (x) => x.clientCores)))} cores, ${sig(median(pick(r, (x) => x.cacheHitPct)))}% Redis-cache hits, ${pick(r, (x) => x.errors).reduce((a, b) => a + b, 0)} errors`,
+          `${m}: policy-service CPU ${sig(median(pick(r, (x) => x.policyCores)))} cores, load client ${sig(median(pick(r, (x) => x.clientCores)))} cores, ${sig(median(pick(r, (x) => x.cacheHitPct)))}% ${m.startsWith('client') ? 'answered by the service' : 'Redis-cache hits'}, ${pick(r, (x) => x.errors).reduce((a, b) => a + b, 0)} errors`,
         );
       }
       notes.push(
-        `throughput: generated grpc-js client in the bench process, ${STREAMS} DecideStreams × ${STREAM_WINDOW} in flight vs ${UNARY_IN_FLIGHT} unary calls in flight, names cycling over a ${WORKING_SET}-name working set already in the Redis verdict cache, ${seconds} s per round, ${settings.rounds} rounds interleaved; the client, the policy-service and redis-server share the machine's cores (policy-service near 1.0 core = the replica is the limit); ratio = to unary; load average at the end ${loadAverage()}`,
+        `throughput: in the bench process, the edge's DecisionClient (one-entry L1, so every decision goes to the service; ${STREAMS * STREAM_WINDOW} decisions in flight, and 64 in client-64) on its one DecideStream; the generated grpc-js client, ${STREAMS} DecideStreams × ${STREAM_WINDOW} in flight, one decision per message; ${UNARY_IN_FLIGHT} unary calls in flight; names cycling over a ${WORKING_SET}-name working set already in the Redis verdict cache, ${seconds} s per round, ${settings.rounds} rounds interleaved; the client, the policy-service and redis-server share the machine's cores (policy-service near 1.0 core = the replica is the limit); ratio = to unary; load average at the end ${loadAverage()}`,
       );
     } finally {
       for (const t of targets) {
         t.measured.close();
         t.warmer.close();
+        t.load.close();
         t.raw.close();
       }
       redis.disconnect();
