@@ -102,6 +102,18 @@ describe('decide codec (hand-written) against protobufjs', () => {
     expect(decodeDecideStreamResponse(must(encodeDecideStreamResponse({ batch: [{ request_id: 2, response: r }, { request_id: 3, response: r }] }))).batch.map((e) => e.response?.rule_id)).toEqual(['github', 'github']);
   });
 
+  it('identical answers decode to one frozen, shared response object; different ones do not', () => {
+    const r: DecideResponse = { verdict: 'VERDICT_DENY', reason: 'default', detail: 'default action', policy_version: 3, cache_ttl_ms: 1_000 };
+    const a = decodeDecideStreamResponse(must(encodeDecideStreamResponse({ batch: [{ request_id: 1, response: r }, { request_id: 2, response: r }] })));
+    const b = decodeDecideStreamResponse(must(encodeDecideStreamResponse({ request_id: 3, response: r })));
+    expect(a.batch[0]?.response).toBe(a.batch[1]?.response);
+    expect(b.response).toBe(a.batch[0]?.response);
+    expect(Object.isFrozen(b.response) && Object.isFrozen(b.response?.allow_private)).toBe(true);
+    const c = decodeDecideStreamResponse(must(encodeDecideStreamResponse({ request_id: 4, response: { ...r, cache_hit: true } })));
+    expect(c.response).not.toBe(b.response);
+    expect(c.response?.cache_hit).toBe(true);
+  });
+
   it('values outside the fast path (Long-like strings, enum numbers out of range) go through protobufjs', () => {
     expect(encodeDecideStreamRequest({ request_id: '12345' })).toBeUndefined();
     expect(encodeDecideStreamRequest({ request: { port: -1 } })).toBeUndefined();

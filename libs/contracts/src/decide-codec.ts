@@ -463,8 +463,11 @@ function inner(r: Reader, what: string): Reader {
   return new Reader(r.buf, start, r.pos, what);
 }
 
+/** An entry's batch, always empty (the decoder refuses a non-empty one): one shared frozen array. */
+const NO_BATCH: never[] = Object.freeze([]) as unknown as never[];
+
 function readStreamRequest(r: Reader, entry: boolean): DecideStreamRequest__Output {
-  const m: DecideStreamRequest__Output = { request_id: 0, request: null, batch: [] };
+  const m: DecideStreamRequest__Output = { request_id: 0, request: null, batch: entry ? NO_BATCH : [] };
   while (r.pos < r.end) {
     const t = r.tag();
     switch (t >>> 3) {
@@ -488,8 +491,33 @@ function readStreamRequest(r: Reader, entry: boolean): DecideStreamRequest__Outp
   return m;
 }
 
+/**
+ * The last few distinct DecideResponse encodings a stream delivered, with their decoded value:
+ * a profile yields few distinct verdicts (they carry no name), so an edge receives the same
+ * bytes over and over. Values are frozen and shared between answers.
+ */
+const recentResponses: { bytes: Buffer; value: DecideResponse__Output }[] = [];
+const RECENT_RESPONSES = 8;
+
+function readSharedResponse(r: Reader): DecideResponse__Output {
+  const start = r.bytes();
+  const end = r.pos;
+  const len = end - start;
+  const buf = r.buf;
+  for (let i = 0; i < recentResponses.length; i++) {
+    const c = recentResponses[i] as { bytes: Buffer; value: DecideResponse__Output };
+    if (c.bytes.length === len && buf.compare(c.bytes, 0, len, start, end) === 0) return c.value;
+  }
+  const value = readDecideResponse(new Reader(buf, start, end, 'DecideResponse'));
+  Object.freeze(value.allow_private);
+  Object.freeze(value);
+  if (recentResponses.length >= RECENT_RESPONSES) recentResponses.pop();
+  recentResponses.unshift({ bytes: Buffer.from(buf.subarray(start, end)), value });
+  return value;
+}
+
 function readStreamResponse(r: Reader, entry: boolean): DecideStreamResponse__Output {
-  const m: DecideStreamResponse__Output = { request_id: 0, response: null, error: '', batch: [] };
+  const m: DecideStreamResponse__Output = { request_id: 0, response: null, error: '', batch: entry ? NO_BATCH : [] };
   while (r.pos < r.end) {
     const t = r.tag();
     switch (t >>> 3) {
@@ -499,7 +527,7 @@ function readStreamResponse(r: Reader, entry: boolean): DecideStreamResponse__Ou
         break;
       case 2:
         r.expect(t, 2);
-        m.response = readDecideResponse(inner(r, 'DecideResponse'));
+        m.response = readSharedResponse(r);
         break;
       case 3:
         r.expect(t, 2);
@@ -520,4 +548,5 @@ function readStreamResponse(r: Reader, entry: boolean): DecideStreamResponse__Ou
 export const decodeDecideRequest = (buf: Buffer): DecideRequest__Output => readDecideRequest(new Reader(buf, 0, buf.length, 'DecideRequest'));
 export const decodeDecideResponse = (buf: Buffer): DecideResponse__Output => readDecideResponse(new Reader(buf, 0, buf.length, 'DecideResponse'));
 export const decodeDecideStreamRequest = (buf: Buffer): DecideStreamRequest__Output => readStreamRequest(new Reader(buf, 0, buf.length, 'DecideStreamRequest'), false);
+/** Its `response` objects are frozen and shared by identical answers (see readSharedResponse). */
 export const decodeDecideStreamResponse = (buf: Buffer): DecideStreamResponse__Output => readStreamResponse(new Reader(buf, 0, buf.length, 'DecideStreamResponse'), false);

@@ -58,16 +58,31 @@ const MAX_BATCH = 256;
 
 type Answer = (res: DecideResponse__Output | undefined) => void;
 
-/** A decision sent on the stream and not answered yet. */
+/** A decision sent on the stream and not answered yet (also its DecideStreamRequest: id and request). */
 interface Pending {
+  request_id: number;
+  request: DecideRequest;
   /** performance.now() past which it is given up */
   deadline: number;
-  req: DecideRequest;
   done: Answer;
 }
 
-function fromResponse(r: DecideResponse__Output): Verdict {
-  return {
+/** The verdicts of a service answer, as returned (source 'service') and as kept in L1 (source 'l1'). */
+interface Verdicts {
+  service: Verdict;
+  l1: Verdict;
+}
+
+/**
+ * Verdicts by answer: the stream's decoder hands identical answers out as one frozen object (a
+ * profile has few distinct verdicts), so each becomes a Verdict once, not once per decision.
+ */
+const verdictsOf = new WeakMap<DecideResponse__Output, Verdicts>();
+
+function fromResponse(r: DecideResponse__Output): Verdicts {
+  const known = verdictsOf.get(r);
+  if (known) return known;
+  const service: Verdict = {
     verdict: r.verdict === 'VERDICT_ALLOW' ? 'allow' : 'deny',
     ruleId: r.rule_id,
     reason: r.reason,
@@ -77,6 +92,10 @@ function fromResponse(r: DecideResponse__Output): Verdict {
     allowPrivate: r.allow_private,
     source: 'service',
   };
+  const v = { service, l1: { ...service, source: 'l1' as const } };
+  // only a frozen answer is known not to change
+  if (Object.isFrozen(r)) verdictsOf.set(r, v);
+  return v;
 }
 
 export class DecisionClient {
@@ -216,10 +235,11 @@ export class DecisionClient {
         resolve(this.staleVerdict(key) ?? this.failVerdict());
         return;
       }
-      const verdict = fromResponse(res);
+      const verdicts = fromResponse(res);
+      const verdict = verdicts.service;
       if (verdict.policyVersion > this.version) this.onVersion(verdict.policyVersion);
       if (res.cache_ttl_ms > 0 && verdict.policyVersion >= this.version) {
-        this.l1.set(key, { verdict: { ...verdict, source: 'l1' }, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
+        this.l1.set(key, { verdict: verdicts.l1, version: verdict.policyVersion, expires: Date.now() + res.cache_ttl_ms });
       }
       resolve(verdict);
     });
@@ -244,10 +264,12 @@ export class DecisionClient {
     }
     this.stats.streamCalls++;
     const id = this.nextId++;
-    this.pending.set(id, { deadline: performance.now() + this.opts.decideTimeoutMs, req, done });
+    const msg: Pending = { request_id: id, request: req, deadline: performance.now() + this.opts.decideTimeoutMs, done };
+    this.pending.set(id, msg);
     this.sweepTimer ??= setTimeout(this.sweep, this.opts.decideTimeoutMs);
-    const msg: DecideStreamRequest = { request_id: id, request: req };
-    if (this.streamBatch === 0) {
+    // one per message to a service that predates batches, and at once when nothing else is in
+    // flight (a quiet edge: no decision waits for the turn's end to be batched with none)
+    if (this.streamBatch === 0 || (this.pending.size === 1 && !this.flushScheduled)) {
       stream.write(msg);
       return;
     }
@@ -301,7 +323,7 @@ export class DecisionClient {
   /** The stream failed this decision: spend what is left of its deadline on a unary call. */
   private retryUnary(p: Pending): void {
     const left = p.deadline - performance.now();
-    if (!this.closed && left > 5) this.unary(p.req, Date.now() + left, p.done);
+    if (!this.closed && left > 5) this.unary(p.request, Date.now() + left, p.done);
     else p.done(undefined);
   }
 

@@ -231,7 +231,11 @@ export function decisionHandlers(decider: Decider, active: ActivePolicy, log: Lo
         decider.decideTo(request, (err, response) => {
           outstanding--;
           answer(err ? { request_id: id, error: err.message } : { request_id: id, response });
-          if (ending && outstanding === 0) finish();
+          // the last one outstanding: nothing more can join this batch, so no wait for the turn's end
+          if (outstanding === 0) {
+            if (ending) finish();
+            else if (scheduled) flush();
+          }
         });
       };
       call.on('data', (msg: DecideStreamRequest__Output) => {
