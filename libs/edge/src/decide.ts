@@ -207,8 +207,20 @@ export class DecisionClient {
     this.stats.l1Misses++;
     const pending = this.inflight.get(key);
     if (pending) return pending;
-    const p = new Promise<Verdict>((resolve) => this.call(input, key, resolve));
+    let resolve!: (v: Verdict) => void;
+    let reject!: (err: unknown) => void;
+    const p = new Promise<Verdict>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // shared before the call starts: its answer (even a synchronous one) removes it
     this.inflight.set(key, p);
+    try {
+      this.call(input, key, resolve);
+    } catch (err) {
+      this.inflight.delete(key);
+      reject(err);
+    }
     return p;
   }
 
