@@ -140,7 +140,7 @@ describe('DecideStream batches (real policy service, real Redis)', () => {
       { DecideStream: { path: '/portcullis.v1.PolicyDecision/DecideStream', requestStream: true, responseStream: true, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
       'PolicyDecision',
     );
-    const raw = new Raw(svc.address, grpc.credentials.createInsecure()) as grpc.Client & { DecideStream(): grpc.ClientDuplexStream<Buffer, Buffer> };
+    const raw = new Raw(svc.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DecideStream(): grpc.ClientDuplexStream<Buffer, Buffer> };
     try {
       for (const bad of [Buffer.from([0x12, 0x05, 0x0a]), Buffer.from([0x1a, 0x04, 0x1a, 0x02, 0x08, 0x01]), Buffer.from([0x7b, 0x7c])]) {
         const call = raw.DecideStream();
