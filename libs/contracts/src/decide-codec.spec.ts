@@ -102,6 +102,15 @@ describe('decide codec (hand-written) against protobufjs', () => {
     expect(decodeDecideStreamResponse(must(encodeDecideStreamResponse({ batch: [{ request_id: 2, response: r }, { request_id: 3, response: r }] }))).batch.map((e) => e.response?.rule_id)).toEqual(['github', 'github']);
   });
 
+  it('a message larger than the scratch buffer (a long batch, long names) encodes whole, and the next small one too', () => {
+    const big: DecideStreamRequest = { batch: Array.from({ length: 6_000 }, (_, i) => ({ request_id: i + 1, request: { sni: `${'a'.repeat(200)}${i}.example.org` } })) };
+    const bytes = must(encodeDecideStreamRequest(big));
+    expect(bytes.length).toBeGreaterThan(1024 * 1024);
+    expect(decodeDecideStreamRequest(bytes)).toEqual(ref.requestDeserialize(ref.requestSerialize(big)));
+    const small = { request_id: 5, request: { sni: 'x.y' } };
+    expect(decodeDecideStreamRequest(must(encodeDecideStreamRequest(small)))).toEqual(ref.requestDeserialize(ref.requestSerialize(small)));
+  });
+
   it('identical answers decode to one frozen, shared response object; different ones do not', () => {
     const r: DecideResponse = { verdict: 'VERDICT_DENY', reason: 'default', detail: 'default action', policy_version: 3, cache_ttl_ms: 1_000 };
     const a = decodeDecideStreamResponse(must(encodeDecideStreamResponse({ batch: [{ request_id: 1, response: r }, { request_id: 2, response: r }] })));

@@ -28,7 +28,10 @@ const TWO_32 = 4294967296;
 // ---- encoding -------------------------------------------------------------------------------
 
 /** One growing scratch buffer: a message is written here, then copied out at its exact size. */
-let out = Buffer.allocUnsafe(16 * 1024);
+const SCRATCH_BYTES = 16 * 1024;
+/** a scratch buffer grown past this for one big message is let go afterwards */
+const SCRATCH_KEEP_BYTES = 1024 * 1024;
+let out = Buffer.allocUnsafe(SCRATCH_BYTES);
 let pos = 0;
 
 function room(n: number): void {
@@ -222,7 +225,9 @@ function encode<T>(write: (m: T) => void, m: T): Buffer | undefined {
     if (err === UNSUPPORTED) return undefined;
     throw err;
   }
-  return Buffer.from(out.subarray(0, pos));
+  const message = Buffer.from(out.subarray(0, pos));
+  if (out.length > SCRATCH_KEEP_BYTES) out = Buffer.allocUnsafe(SCRATCH_BYTES);
+  return message;
 }
 
 export const encodeDecideRequest = (m: DecideRequest): Buffer | undefined => encode(writeDecideRequest, m);
