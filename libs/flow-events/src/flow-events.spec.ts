@@ -156,6 +156,42 @@ describe('appending a batch', () => {
     stats.disconnect();
   });
 
+  it('a steady trickle of events shares calls (a window per call, not a call per event) and each lands within milliseconds, in order', async () => {
+    const client = new Redis(redis.url);
+    const stats = new Redis(redis.url);
+    const stream = `test:append-trickle:${Math.random()}`;
+    const t = new RedisFlowTransport(client, { maxLen: 100_000, stream });
+    await t.add(['warm-up']);
+    const pub = new FlowPublisher(t, { maxQueue: 10_000 });
+    await stats.config('RESETSTAT');
+    // ~2,000 events/s for 200 ms: an event every half millisecond, as an edge at 1,000 connections/s
+    const n = 400;
+    const landedLate: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < n; i++) {
+      pub.publish(start(i));
+      if (i % 2 === 1) await new Promise((r) => setTimeout(r, 1));
+      if (i === n / 2) {
+        // an event published mid-stream is in Redis within a few windows, not at the end
+        const mid = `f${i}`;
+        const at = performance.now();
+        void waitFor(async () => (await stats.xrevrange(stream, '+', '-', 'COUNT', 50)).some(([, f]) => (f[1] ?? '').includes(`"${mid}"`)), 2_000).then(() => landedLate.push(performance.now() - at));
+      }
+    }
+    expect(await pub.drain(5_000)).toBe(0);
+    const elapsed = performance.now() - started;
+    const calls = await commandCalls(stats);
+    const scripts = (calls['evalsha'] ?? 0) + (calls['eval'] ?? 0);
+    // one call per 5 ms window at most (plus the drain's), far fewer than one per event
+    expect(scripts).toBeLessThanOrEqual(Math.ceil(elapsed / 5) + 2);
+    expect(scripts).toBeLessThan(n / 4);
+    await waitFor(() => landedLate.length === 1, 2_000);
+    expect(landedLate[0]).toBeLessThan(100);
+    expect((await client.xrange(stream, '-', '+')).map(([, f]) => f[1]).slice(1).map((d) => JSON.parse(d ?? '{}').flowId)).toEqual(Array.from({ length: n }, (_, i) => `f${i}`));
+    client.disconnect();
+    stats.disconnect();
+  });
+
   it('a batch larger than one script may carry goes as several calls, still in order', async () => {
     const client = new Redis(redis.url);
     const stats = new Redis(redis.url);
