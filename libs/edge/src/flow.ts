@@ -88,6 +88,8 @@ class FlowCore {
   begin(v: Pick<Verdict, 'verdict' | 'ruleId' | 'reason' | 'detail' | 'policyVersion' | 'wouldDeny'>, dst: string): FlowStart {
     const { ctx, learned } = this;
     const traceparent = this.spans.traceparent;
+    // One literal with every key, absent ones undefined (JSON leaves them out, in the same
+    // order): spreading optional parts in made an object V8 copies slowly, and flow.end copied it.
     const startEvent: FlowStart = {
       v: 1,
       event: 'flow.start',
@@ -106,9 +108,9 @@ class FlowCore {
       detail: v.detail,
       policyVersion: v.policyVersion,
       startTime: new Date(this.started).toISOString(),
-      ...(v.wouldDeny ? { wouldDeny: true } : {}),
-      ...(learned.echGrease ? { echGrease: true } : {}),
-      ...(traceparent ? { traceparent } : {}),
+      wouldDeny: v.wouldDeny ? true : undefined,
+      echGrease: learned.echGrease ? true : undefined,
+      traceparent: traceparent || undefined,
     };
     this.startEvent = startEvent;
     ctx.report(startEvent);
@@ -124,8 +126,36 @@ class FlowCore {
     if (!startEvent || this.ended) return;
     this.ended = true;
     const reason = this.closeReason || (ctx.shuttingDown() ? 'shutdown' : 'closed');
-    const end: FlowEnd = { ...startEvent, event: 'flow.end', bytesUp, bytesDown, durationMs: Date.now() - this.started, closeReason: reason, traceId: this.spans.traceId };
-    if (this.tunnelSni) end.sni = this.tunnelSni;
+    // flow.start's fields in its order, then flow.end's own; spelled out, not spread (a spread
+    // of flow.start was three quarters of this function's time in a CPU profile)
+    const s = startEvent;
+    const end: FlowEnd = {
+      v: s.v,
+      event: 'flow.end',
+      flowId: s.flowId,
+      nodeId: s.nodeId,
+      listener: s.listener,
+      mode: s.mode,
+      src: s.src,
+      dst: s.dst,
+      sni: this.tunnelSni || s.sni,
+      connectHost: s.connectHost,
+      protocol: s.protocol,
+      verdict: s.verdict,
+      ruleId: s.ruleId,
+      reason: s.reason,
+      detail: s.detail,
+      policyVersion: s.policyVersion,
+      startTime: s.startTime,
+      wouldDeny: s.wouldDeny,
+      echGrease: s.echGrease,
+      traceparent: s.traceparent,
+      bytesUp,
+      bytesDown,
+      durationMs: Date.now() - this.started,
+      closeReason: reason,
+      traceId: this.spans.traceId,
+    };
     ctx.report(end);
     if (bytesUp) ctx.metrics.bytes.add(bytesUp, { direction: 'up' });
     if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
