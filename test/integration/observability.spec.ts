@@ -48,6 +48,7 @@ describe('observability across processes', () => {
   let quietPort: number;
   let metricsPort: number;
   let auditLog: string;
+  let edgeProc: Proc;
   const procs: Proc[] = [];
 
   beforeAll(async () => {
@@ -76,6 +77,7 @@ describe('observability across processes', () => {
     await waitForOutput(policy, 'policy-service listening');
     const audit = startApp('audit-service', ['--config', config], env('audit-service'));
     const edge = startApp('edge-proxy', ['--config', edgeConfig], env('edge-proxy'));
+    edgeProc = edge;
     const quiet = startApp('edge-proxy', ['--config', quietConfig], { ...env('edge-quiet'), OTEL_TRACES_SAMPLER: 'always_off' });
     procs.push(audit, edge, quiet);
     await waitForOutput(audit, 'audit-service consuming');
@@ -112,6 +114,35 @@ describe('observability across processes', () => {
     expect(value(after, 'portcullis_policy_version', { node: 'edge-otel' })).toBe(1);
     expect(after.has('portcullis_active_flows')).toBe(true);
     expect(after.has('portcullis_audit_queue_depth')).toBe(true);
+  });
+
+  it('the canonical flow.end line is on the edge\'s stdout within a fraction of a second of the close, with the audit record\'s fields in their order', async () => {
+    const flowLines = (): Record<string, unknown>[] =>
+      edgeProc.output
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"flow.end"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const seen = new Set(flowLines().map((l) => l['flowId']));
+    expect((await nodeTls(edgePort, 'traced.test', certs.ca)).body).toBe('hello from upstream traced.test\n');
+    const closedAt = Date.now();
+    let line: Record<string, unknown> | undefined;
+    await waitFor(() => (line = flowLines().find((l) => !seen.has(l['flowId']))) !== undefined, 3_000, 10);
+    // what `tail -f` on the log shows: buffered lines go out at least every 200 ms
+    expect(Date.now() - closedAt).toBeLessThan(1_000);
+    const [audited] = await waitForAudit(auditLog, (l) => l.event === 'flow.end' && l.flowId === line?.['flowId'], 1);
+    const a = audited as unknown as Record<string, unknown>;
+    expect(Object.keys(line ?? {})).toEqual(['level', 'time', 'service', 'pid', 'flowId', 'sni', 'verdict', 'ruleId', 'reason', 'dst', 'src', 'protocol', 'closeReason', 'bytesUp', 'bytesDown', 'durationMs', 'traceId', 'msg']);
+    expect(line).toEqual({
+      level: 30,
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      service: 'edge-proxy',
+      pid: edgeProc.child.pid,
+      ...Object.fromEntries(['flowId', 'sni', 'verdict', 'ruleId', 'reason', 'dst', 'src', 'protocol', 'closeReason', 'bytesUp', 'bytesDown', 'durationMs', 'traceId'].map((k) => [k, a[k]])),
+      msg: 'flow.end',
+    });
+    expect(line).toMatchObject({ sni: 'traced.test', verdict: 'allow', ruleId: 'traced', closeReason: expect.any(String), traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(line?.['bytesUp']).toBeGreaterThan(300);
   });
 
   it('one trace per flow: edge stages, the policy decision and its Redis call, and a link from the audit write', async () => {

@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { FlowPublisher, RedisFlowTransport, Spool } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart, FlowTransport } from '@portcullis/flow-events';
-import { connectRedis, meter, openFileCount, openFilesLimit, redisConfigured, splitHostPort } from '@portcullis/platform';
+import { connectRedis, lineWriter, meter, openFileCount, openFilesLimit, redisConfigured, splitHostPort } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
@@ -161,6 +161,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   // The flow lines carry names, addresses, counts and reasons, never a secret: redaction (the
   // logger's wildcard paths) was half of their cost, about 5 µs per line.
   const flowLog = log.child({}, { redact: [] });
+  const flowEndLine = lineWriter(flowLog, 'info', 'flow.end');
   let acceptErrorLogged = 0;
   const servers: Server[] = [];
   const listeners: EdgeHandle['listeners'] = {};
@@ -179,6 +180,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       dns,
       log,
       flowLog,
+      flowEndLine,
       report: (e: FlowStart | FlowEnd) => publisher.publish(e),
       track,
       ...(native ? { nativeRelay: native } : {}),

@@ -1,7 +1,7 @@
 export { configSchema, parseConfig, loadConfigFile, splitHostPort, redisConfigured, ConfigError } from './config';
 export type { PortcullisConfig, ListenerConfig, TlsFiles, RedisConfig } from './config';
-export { createLogger } from './logger';
-export type { Logger } from './logger';
+export { createLogger, lineWriter } from './logger';
+export type { LineWriter, Logger } from './logger';
 export { startGrpcServer, serverCredentials, clientChannel, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
 export { answerWorkerQueries, askWorker, meter, mergePrometheusText, openFileCount, openFilesLimit, retireCounters, startMetricsProvider, startMetricsServer } from './metrics';
 export type { IpcPeer, MetricsProvider, MetricsServer, WorkerAnswer, WorkerQuery } from './metrics';

@@ -33,3 +33,43 @@ export function createLogger(opts: { level?: string; service: string; destinatio
     opts.destination ?? batchedStdout(),
   );
 }
+
+export interface LineWriter {
+  /** whether the logger writes at this level now (levels can change at run time) */
+  enabled(): boolean;
+  /** `fields`: `,"key":value` pairs, already JSON, in the order they should appear */
+  write(fields: string): void;
+}
+
+type PinoInternals = Record<symbol, unknown>;
+const S = pino.symbols;
+
+/**
+ * Lines of one fixed shape written through a logger's own destination, byte for byte what
+ * `log[level](fields, msg)` writes (its level, time, bindings and message keys), for a caller
+ * that encodes its own fields: the canonical flow line. pino's generic encoder (an own-property,
+ * serializer and stringifier lookup per key, a type switch per value) was most of that line's
+ * cost. A logger with a mixin, a log formatter, a stream-write hook, a message prefix, a nested key
+ * or a multistream destination takes pino's own path.
+ */
+export function lineWriter(log: Logger, level: pino.Level, msg: string): LineWriter {
+  const p = log as unknown as PinoInternals;
+  const num = pino.levels.values[level] as number;
+  const formatters = p[S.formattersSym] as { log?: unknown } | undefined;
+  const hooks = p[S.hooksSym] as { streamWrite?: unknown } | undefined;
+  const stream = p[S.streamSym] as Record<symbol, unknown>;
+  const generic = Boolean(p[S.mixinSym] || formatters?.log || hooks?.streamWrite || p[(S as unknown as Record<string, symbol>)['msgPrefixSym'] as symbol] || p[S.nestedKeySym] || stream[S.needsMetadataGsym]);
+  const msgPart = `,${JSON.stringify(p[S.messageKeySym] as string)}:${JSON.stringify(msg)}`;
+  return {
+    enabled: () => log.isLevelEnabled(level),
+    write: (fields: string): void => {
+      if (!log.isLevelEnabled(level)) return;
+      if (generic) {
+        log[level](JSON.parse(`{${fields.slice(1)}}`) as object, msg);
+        return;
+      }
+      const line = (p[S.lsCacheSym] as Record<number, string>)[num] + (p[S.timeSym] as () => string)() + (p[S.chindingsSym] as string) + fields + msgPart + (p[S.endSym] as string);
+      (p[S.streamSym] as { write(s: string): unknown }).write(line);
+    },
+  };
+}
