@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { ClientHelloReader, readClientHello } from '@portcullis/sniff';
+import { encodeFlowEnd, encodeFlowStart } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
 import type { LineWriter, ListenerConfig, Logger } from '@portcullis/platform';
 import { connectUpstream } from './connect';
@@ -36,7 +37,8 @@ export interface FlowContext {
   flowLog?: Logger;
   /** the flow.end line, encoded here (flowEndFields) instead of by pino: same line, less work */
   flowEndLine?: LineWriter;
-  report(e: FlowStart | FlowEnd): void;
+  /** a flow event for the audit stream, encoded (encodeFlowStart / encodeFlowEnd) */
+  report(encoded: string): void;
   track(socket: Socket): void;
   /** the native data plane (edge.relay: native); absent: every flow relays in JavaScript */
   nativeRelay?: NativeRelay;
@@ -84,6 +86,8 @@ class FlowCore {
   readonly spans: FlowTrace;
   closeReason = '';
   startEvent: FlowStart | undefined;
+  /** flow.start as sent; flow.end repeats it */
+  private startJson = '';
   /** a name learned after the decision (a ClientHello inside a CONNECT/SOCKS tunnel) */
   tunnelSni = '';
   private ended = false;
@@ -137,7 +141,8 @@ class FlowCore {
       traceparent: traceparent || undefined,
     };
     this.startEvent = startEvent;
-    ctx.report(startEvent);
+    this.startJson = encodeFlowStart(startEvent);
+    ctx.report(this.startJson);
     ctx.metrics.flows.add(1, { listener: ctx.listener.name, verdict: v.verdict, reason: v.reason });
     // flow.start is in the audit stream; as a log line only at debug (flow.end has it all)
     if (ctx.log.isLevelEnabled('debug')) (ctx.flowLog ?? ctx.log).debug({ flowId: this.flowId, sni: learned.sni, connectHost: learned.connectHost || undefined, verdict: v.verdict, ruleId: v.ruleId, reason: v.reason, dst, src: this.src, protocol: learned.protocol, traceId: this.spans.traceId || undefined }, 'flow.start');
@@ -180,7 +185,7 @@ class FlowCore {
       closeReason: reason,
       traceId: this.spans.traceId,
     };
-    ctx.report(end);
+    ctx.report(encodeFlowEnd(this.tunnelSni ? encodeFlowStart({ ...s, sni: this.tunnelSni }) : this.startJson, end));
     if (bytesUp) ctx.metrics.bytes.add(bytesUp, { direction: 'up' });
     if (bytesDown) ctx.metrics.bytes.add(bytesDown, { direction: 'down' });
     this.spans.end({ sni: end.sni, connectHost: end.connectHost, verdict: end.verdict, ruleId: end.ruleId, reason: end.reason, dst: end.dst, bytesUp, bytesDown, closeReason: reason });

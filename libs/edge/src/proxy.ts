@@ -4,7 +4,7 @@ import type { Server, Socket } from 'node:net';
 import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { FlowPublisher, RedisFlowTransport, Spool } from '@portcullis/flow-events';
-import type { FlowEnd, FlowStart, FlowTransport } from '@portcullis/flow-events';
+import type { FlowTransport } from '@portcullis/flow-events';
 import { connectRedis, lineWriter, meter, openFileCount, openFilesLimit, redisConfigured, splitHostPort } from '@portcullis/platform';
 import type { Logger, PortcullisConfig } from '@portcullis/platform';
 import { DnsCache } from './connect';
@@ -181,7 +181,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       log,
       flowLog,
       flowEndLine,
-      report: (e: FlowStart | FlowEnd) => publisher.publish(e),
+      report: (encoded: string) => publisher.publishEncoded(encoded),
       track,
       ...(native ? { nativeRelay: native } : {}),
       shuttingDown: () => shuttingDown,

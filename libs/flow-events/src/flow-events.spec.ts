@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedis, waitFor } from '@portcullis/testing';
@@ -7,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlowPublisher } from './publisher';
 import { Spool } from './spool';
-import { decodeFlowEvent, encodeFlowEvent } from './schema';
-import type { FlowStart } from './schema';
+import { decodeFlowEvent, encodeFlowEnd, encodeFlowEvent, encodeFlowStart, flowEndSchema, flowStartSchema } from './schema';
+import type { FlowEnd, FlowStart } from './schema';
 import { MAX_APPEND_ENTRIES, MemoryFlowTransport, RedisFlowTransport } from './transport';
 import type { FlowTransport } from './transport';
 
@@ -39,6 +40,45 @@ describe('flow event schema', () => {
     expect(decodeFlowEvent(JSON.stringify({ ...start(1), v: 2 })).ok).toBe(false);
     expect(decodeFlowEvent(JSON.stringify({ ...start(1), extra: 1 })).ok).toBe(false);
     expect(decodeFlowEvent(JSON.stringify({ ...start(1), event: 'flow.end' })).ok).toBe(false); // end needs byte counts
+  });
+});
+
+describe('the edge\'s flow-event encoders', () => {
+  // strings as the network may hand them over: quotes, backslashes, control characters,
+  // non-ASCII, emoji (surrogate pairs) and lone surrogates
+  const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 20 }), fc.string({ unit: 'binary', maxLength: 20 }), fc.constantFrom('', 'github.com', 'a"b\\c', '\u0000\u001f\n', '\u2028', '\ud800x', 'x\udfff'));
+  const number = fc.oneof(fc.nat(), fc.constant(2 ** 53 - 1), fc.double({ min: 0, max: 1e9, noNaN: true }));
+  const startEvent = fc.record(
+    { flowId: text, nodeId: text, listener: text, mode: text, src: text, dst: text, sni: text, connectHost: text, protocol: fc.constantFrom('tls', 'ssh', 'http', 'unknown'), verdict: fc.constantFrom('allow', 'deny'), ruleId: text, reason: text, detail: fc.option(text, { nil: undefined }), policyVersion: fc.nat(), startTime: text, wouldDeny: fc.option(fc.boolean(), { nil: undefined }), echGrease: fc.option(fc.boolean(), { nil: undefined }), traceparent: fc.option(text, { nil: undefined }) },
+    { requiredKeys: [] },
+  ).map((r): FlowStart => ({
+    // schema order, as the edge builds them; absent optional keys present as undefined
+    v: 1, event: 'flow.start', flowId: r.flowId ?? 'f', nodeId: r.nodeId ?? '', listener: r.listener ?? '', mode: r.mode ?? '', src: r.src ?? '', dst: r.dst ?? '', sni: r.sni ?? '', connectHost: r.connectHost ?? '', protocol: r.protocol ?? 'tls', verdict: r.verdict ?? 'allow', ruleId: r.ruleId ?? '', reason: r.reason ?? '', detail: r.detail, policyVersion: r.policyVersion ?? 0, startTime: r.startTime ?? '', wouldDeny: r.wouldDeny, echGrease: r.echGrease, traceparent: r.traceparent,
+  }));
+  const endFields = fc.record({ bytesUp: number, bytesDown: number, durationMs: number, closeReason: text, traceId: text });
+
+  it('flow.start and flow.end come out as JSON.stringify writes them, whatever the strings hold', () => {
+    fc.assert(
+      fc.property(startEvent, endFields, (s, x) => {
+        const start = encodeFlowStart(s);
+        expect(start).toBe(JSON.stringify(s));
+        const end: FlowEnd = { ...s, event: 'flow.end', ...x };
+        expect(encodeFlowEnd(start, x)).toBe(JSON.stringify(end));
+        expect(JSON.parse(encodeFlowEnd(start, x))).toEqual(JSON.parse(JSON.stringify(end)));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('every schema key is encoded, and a full pair decodes', () => {
+    const s: FlowStart = { ...start(1), detail: 'matched rule r', wouldDeny: true, echGrease: false, traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' };
+    const encoded = encodeFlowStart(s);
+    expect(Object.keys(JSON.parse(encoded)).sort()).toEqual(Object.keys(flowStartSchema.shape).sort());
+    const end = encodeFlowEnd(encoded, { bytesUp: 1, bytesDown: 2, durationMs: 3.5, closeReason: 'client-closed', traceId: '' });
+    expect(Object.keys(JSON.parse(end)).sort()).toEqual(Object.keys(flowEndSchema.shape).sort());
+    expect(decodeFlowEvent(encoded)).toEqual({ ok: true, event: s });
+    expect(decodeFlowEvent(end)).toMatchObject({ ok: true, event: { ...s, event: 'flow.end', bytesUp: 1, durationMs: 3.5 } });
+    expect(() => encodeFlowEnd(encodeFlowEvent({ ...s, event: 'flow.end', bytesUp: 0, bytesDown: 0, durationMs: 0, closeReason: '', traceId: '' }), { bytesUp: 0, bytesDown: 0, durationMs: 0, closeReason: '', traceId: '' })).toThrow();
   });
 });
 

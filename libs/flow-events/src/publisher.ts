@@ -65,16 +65,21 @@ export class FlowPublisher {
   }
 
   publish(event: FlowEvent): void {
+    this.publishEncoded(encodeFlowEvent(event));
+  }
+
+  /** An event the caller encoded (encodeFlowEvent, or the edge's encodeFlowStart / encodeFlowEnd). */
+  publishEncoded(data: string): void {
     const spool = this.opts.spool;
     if (spool && (this.spilling || this.queue.length >= this.opts.maxQueue)) {
       this.spilling = true;
-      if (spool.append(encodeFlowEvent(event))) this.stats.spooled++;
+      if (spool.append(data)) this.stats.spooled++;
       else this.drop();
       this.schedule();
       return;
     }
     if (this.queue.length >= this.opts.maxQueue) return this.drop();
-    this.queue.push(encodeFlowEvent(event));
+    this.queue.push(data);
     this.stats.queued = this.queue.length;
     this.schedule();
   }
