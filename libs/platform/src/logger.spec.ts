@@ -1,6 +1,11 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
-import { createLogger, lineWriter } from './logger';
+import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '@portcullis/testing';
+import { BatchedDestination, createLogger, lineWriter } from './logger';
 
 /** a destination that keeps what it is given, line by line */
 function capture(): { lines: string[]; destination: pino.DestinationStream } {
@@ -42,5 +47,34 @@ describe('lineWriter', () => {
     log.info({ a: 'b' }, 'm');
     expect(untimed(lines[0])).toBe(untimed(lines[1]));
     expect(JSON.parse(lines[0] ?? '')).toMatchObject({ extra: 'x', a: 'b', msg: 'm' });
+  });
+});
+
+describe('the batched stdout destination', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-log-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps lines in order, holds a small batch until flushed, and writes a full one at once', async () => {
+    const file = join(dir, 'batch.log');
+    const out = pino.destination({ dest: file, sync: false, minLength: 0 });
+    await new Promise((r) => out.once('ready', r));
+    const dest = new BatchedDestination(out);
+    const line = (i: number): string => `{"n":${i},"pad":"${'x'.repeat(200)}"}\n`;
+    for (let i = 0; i < 10; i++) dest.write(line(i));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readFileSync(file, 'utf8')).toBe(''); // 2 KiB: waiting for more, or for the timer
+    for (let i = 10; i < 60; i++) dest.write(line(i)); // past 8 KiB: handed on without a flush
+    await waitFor(() => readFileSync(file, 'utf8').length > 8 * 1024, 2_000);
+    dest.flushSync();
+    expect(readFileSync(file, 'utf8')).toBe(Array.from({ length: 60 }, (_, i) => line(i)).join(''));
+  });
+
+  it('a process that dies of an uncaught exception still has its last lines on stdout', () => {
+    const script = join(dir, 'dies.ts');
+    writeFileSync(script, `import { createLogger } from ${JSON.stringify(join(__dirname, 'logger'))};\nconst log = createLogger({ service: 'dies' });\nlog.info({ n: 1 }, 'last words');\nsetTimeout(() => { throw new Error('boom'); }, 10);\n`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', env: { ...process.env, TSX_TSCONFIG_PATH: join(__dirname, '../../../tsconfig.base.json') }, timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('boom');
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ service: 'dies', n: 1, msg: 'last words' });
   });
 });

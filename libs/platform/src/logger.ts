@@ -4,13 +4,57 @@ import type { Logger } from 'pino';
 
 export type { Logger };
 
+/** about this many characters of log lines go to stdout in one write */
+const LOG_BATCH = 8 * 1024;
+/** and lines wait at most this long (what `tail -f` on the log lags by) */
+export const LOG_FLUSH_MS = 200;
+
 /**
- * Log lines are batched into writes of about 8 KiB (two lines per flow, one write syscall each,
- * were a fifth of the edge's CPU per connection) and flushed at least every 200 ms, and on exit.
+ * Log lines gathered in an array and handed to sonic-boom joined, about 8 KiB at a time (two
+ * lines per flow, one write syscall each, were a fifth of the edge's CPU per connection).
+ * sonic-boom's own batching (minLength) appends each line to one growing string and measures its
+ * UTF-8 length on every write: 4.2 µs per 300-byte line against 1.7 µs here (same file, same
+ * batch size, a micro-benchmark). Writes stay asynchronous: a slow reader of stdout never blocks
+ * the event loop.
  */
+export class BatchedDestination implements pino.DestinationStream {
+  private parts: string[] = [];
+  private length = 0;
+
+  constructor(private readonly out: ReturnType<typeof pino.destination>) {}
+
+  write(line: string): boolean {
+    this.parts.push(line);
+    this.length += line.length;
+    if (this.length >= LOG_BATCH) this.hand();
+    return true;
+  }
+
+  private hand(): void {
+    if (this.length === 0) return;
+    const chunk = this.parts.join('');
+    this.parts = [];
+    this.length = 0;
+    this.out.write(chunk);
+  }
+
+  /** hands what is gathered to sonic-boom, which writes it now (asynchronously) */
+  flush(cb?: (err?: Error) => void): void {
+    this.hand();
+    this.out.flush(cb);
+  }
+
+  /** writes everything synchronously: at exit */
+  flushSync(): void {
+    this.hand();
+    this.out.flushSync();
+  }
+}
+
+/** Batched stdout, flushed every LOG_FLUSH_MS and at exit (a fatal error's exit too). */
 function batchedStdout(): pino.DestinationStream {
-  const dest = pino.destination({ sync: false, minLength: 8 * 1024 });
-  setInterval(() => dest.flush(), 200).unref();
+  const dest = new BatchedDestination(pino.destination({ sync: false, minLength: 0 }));
+  setInterval(() => dest.flush(), LOG_FLUSH_MS).unref();
   process.once('exit', () => {
     try {
       dest.flushSync();
