@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { ClientHelloReader, readClientHello } from '@portcullis/sniff';
 import { encodeFlowEnd, encodeFlowStart } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
+import { isoTimestamp } from '@portcullis/platform';
 import type { LineWriter, ListenerConfig, Logger } from '@portcullis/platform';
 import { connectUpstream } from './connect';
 import type { ConnectOptions, ConnectResult, DnsCache } from './connect';
@@ -135,7 +136,7 @@ class FlowCore {
       reason: v.reason,
       detail: v.detail,
       policyVersion: v.policyVersion,
-      startTime: new Date(this.started).toISOString(),
+      startTime: isoTimestamp(this.started),
       wouldDeny: v.wouldDeny ? true : undefined,
       echGrease: learned.echGrease ? true : undefined,
       traceparent: traceparent || undefined,
@@ -231,7 +232,8 @@ class FlowCore {
       return refuse(Buffer.alloc(0), 'no-destination');
     }
     const connectSpan = this.spans.stage('edge.connect', { name, port });
-    const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, ...(learned.originalDst ? { originalAddress: learned.originalDst.address } : {}), ...(dial ? { dial } : {}) });
+    // every key written out, absent ones undefined: conditional spreads make V8 build the object slowly
+    const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, originalAddress: learned.originalDst?.address, dial });
     endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
     if (!conn.ok) {
       // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).

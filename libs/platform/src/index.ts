@@ -1,6 +1,6 @@
 export { configSchema, parseConfig, loadConfigFile, splitHostPort, redisConfigured, ConfigError } from './config';
 export type { PortcullisConfig, ListenerConfig, TlsFiles, RedisConfig } from './config';
-export { createLogger, lineWriter } from './logger';
+export { createLogger, isoTimestamp, lineWriter } from './logger';
 export type { LineWriter, Logger } from './logger';
 export { startGrpcServer, serverCredentials, clientChannel, bearer, deadline, grpcError, routeGrpcLogs, SERVER_OPTIONS, CLIENT_OPTIONS } from './grpc-kit';
 export { answerWorkerQueries, askWorker, meter, mergePrometheusText, openFileCount, openFilesLimit, retireCounters, startMetricsProvider, startMetricsServer } from './metrics';

@@ -2,10 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '@portcullis/testing';
-import { BatchedDestination, createLogger, lineWriter } from './logger';
+import { BatchedDestination, createLogger, isoTimestamp, lineWriter } from './logger';
 
 /** a destination that keeps what it is given, line by line */
 function capture(): { lines: string[]; destination: pino.DestinationStream } {
@@ -76,5 +77,22 @@ describe('the batched stdout destination', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('boom');
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ service: 'dies', n: 1, msg: 'last words' });
+  });
+});
+
+describe('isoTimestamp', () => {
+  it('is toISOString, for runs of nearby times and for any time at all', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: -8.6e15, max: 8.6e15 }), fc.double({ min: -1e13, max: 1e13, noNaN: true })), fc.array(fc.integer({ min: 0, max: 2_500 }), { maxLength: 20 }), (start, steps) => {
+        let t = start;
+        expect(isoTimestamp(t)).toBe(new Date(t).toISOString());
+        for (const d of steps) {
+          t += d;
+          expect(isoTimestamp(t)).toBe(new Date(t).toISOString());
+        }
+      }),
+      { numRuns: 3_000 },
+    );
+    expect(() => isoTimestamp(NaN)).toThrow(RangeError);
   });
 });
