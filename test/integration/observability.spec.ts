@@ -116,35 +116,6 @@ describe('observability across processes', () => {
     expect(after.has('portcullis_audit_queue_depth')).toBe(true);
   });
 
-  it('the canonical flow.end line is on the edge\'s stdout within a fraction of a second of the close, with the audit record\'s fields in their order', async () => {
-    const flowLines = (): Record<string, unknown>[] =>
-      edgeProc.output
-        .join('')
-        .split('\n')
-        .filter((l) => l.includes('"msg":"flow.end"'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-    const seen = new Set(flowLines().map((l) => l['flowId']));
-    expect((await nodeTls(edgePort, 'traced.test', certs.ca)).body).toBe('hello from upstream traced.test\n');
-    const closedAt = Date.now();
-    let line: Record<string, unknown> | undefined;
-    await waitFor(() => (line = flowLines().find((l) => !seen.has(l['flowId']))) !== undefined, 3_000, 10);
-    // what `tail -f` on the log shows: buffered lines go out at least every 200 ms
-    expect(Date.now() - closedAt).toBeLessThan(1_000);
-    const [audited] = await waitForAudit(auditLog, (l) => l.event === 'flow.end' && l.flowId === line?.['flowId'], 1);
-    const a = audited as unknown as Record<string, unknown>;
-    expect(Object.keys(line ?? {})).toEqual(['level', 'time', 'service', 'pid', 'flowId', 'sni', 'verdict', 'ruleId', 'reason', 'dst', 'src', 'protocol', 'closeReason', 'bytesUp', 'bytesDown', 'durationMs', 'traceId', 'msg']);
-    expect(line).toEqual({
-      level: 30,
-      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      service: 'edge-proxy',
-      pid: edgeProc.child.pid,
-      ...Object.fromEntries(['flowId', 'sni', 'verdict', 'ruleId', 'reason', 'dst', 'src', 'protocol', 'closeReason', 'bytesUp', 'bytesDown', 'durationMs', 'traceId'].map((k) => [k, a[k]])),
-      msg: 'flow.end',
-    });
-    expect(line).toMatchObject({ sni: 'traced.test', verdict: 'allow', ruleId: 'traced', closeReason: expect.any(String), traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
-    expect(line?.['bytesUp']).toBeGreaterThan(300);
-  });
-
   it('one trace per flow: edge stages, the policy decision and its Redis call, and a link from the audit write', async () => {
     const lines = await waitForAudit(auditLog, (l) => l.event === 'flow.start', 2);
     const flows = lines.map((l) => ({ sni: l.sni, traceparent: String(l['traceparent'] ?? '') }));
@@ -184,5 +155,34 @@ describe('observability across processes', () => {
     expect(otlp.spans.filter((s) => s.service === 'edge-quiet')).toEqual([]);
     const flowId = lines[0]?.flowId;
     expect(otlp.spans.filter((s) => s.name === 'policy.decide' && s.attributes['flowId'] === flowId)).toEqual([]);
+  });
+
+  it('the canonical flow.end line is on the edge\'s stdout within a fraction of a second of the close, with the audit record\'s fields in their order', async () => {
+    const flowLines = (): Record<string, unknown>[] =>
+      edgeProc.output
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('"msg":"flow.end"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const seen = new Set(flowLines().map((l) => l['flowId']));
+    expect((await nodeTls(edgePort, 'traced.test', certs.ca)).body).toBe('hello from upstream traced.test\n');
+    const closedAt = Date.now();
+    let line: Record<string, unknown> | undefined;
+    await waitFor(() => (line = flowLines().find((l) => !seen.has(l['flowId']))) !== undefined, 3_000, 10);
+    // what `tail -f` on the log shows: buffered lines go out at least every 200 ms
+    expect(Date.now() - closedAt).toBeLessThan(1_000);
+    const [audited] = await waitForAudit(auditLog, (l) => l.event === 'flow.end' && l.flowId === line?.['flowId'], 1);
+    const a = audited as unknown as Record<string, unknown>;
+    expect(Object.keys(line ?? {})).toEqual(['level', 'time', 'service', 'pid', 'flowId', 'sni', 'verdict', 'ruleId', 'reason', 'dst', 'src', 'protocol', 'closeReason', 'bytesUp', 'bytesDown', 'durationMs', 'traceId', 'msg']);
+    expect(line).toEqual({
+      level: 30,
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      service: 'edge-proxy',
+      pid: edgeProc.child.pid,
+      ...Object.fromEntries(['flowId', 'sni', 'verdict', 'ruleId', 'reason', 'dst', 'src', 'protocol', 'closeReason', 'bytesUp', 'bytesDown', 'durationMs', 'traceId'].map((k) => [k, a[k]])),
+      msg: 'flow.end',
+    });
+    expect(line).toMatchObject({ sni: 'traced.test', verdict: 'allow', ruleId: 'traced', closeReason: expect.any(String), traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(line?.['bytesUp']).toBeGreaterThan(300);
   });
 });
