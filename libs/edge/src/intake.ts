@@ -202,7 +202,8 @@ export function fromHello(r: HelloResult | { kind: 'timeout' | 'closed' }, data:
       // GREASE ECH and real ECH look alike on the wire (RFC 9849 §6.2). With a readable SNI the
       // connection goes to that name's servers, so the name decides (echGrease); without one the
       // profile's `ech` action does. See docs/policy.md.
-      return base({ sni, protocol: 'tls', ech: h.ech.present, echGrease: h.ech.present && sni !== '', noNameReason: sni ? '' : h.sni.kind === 'none' ? 'no-sni' : `sni-${h.sni.kind}`, outcome: sni ? 'sni_found' : 'sni_not_found', forward: [data], replies: tlsReplies });
+      // one literal, not base()'s spread: this is every TLS flow's intake
+      return { sni, connectHost: '', port: 0, protocol: 'tls', ech: h.ech.present, echGrease: h.ech.present && sni !== '', noNameReason: sni ? '' : h.sni.kind === 'none' ? 'no-sni' : `sni-${h.sni.kind}`, outcome: sni ? 'sni_found' : 'sni_not_found', forward: [data], replies: tlsReplies, tunnel: false };
     }
     case 'not-tls': {
       const p = detectProtocol(data);
