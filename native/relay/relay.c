@@ -527,10 +527,16 @@ static void sniff_read(relay_t *r, flow *f) {
       d->buf = grown;
       f->cap = cap;
     }
-    ssize_t n = recv(f->s[0].fd, d->buf + d->len, f->cap - d->len, 0);
+    size_t want = f->cap - d->len;
+    ssize_t n = recv(f->s[0].fd, d->buf + d->len, want, 0);
     if (n > 0) {
       d->len += (size_t)n;
+      /* a short read emptied the queue: the next bytes bring a new event (edge-triggered), unless
+       * the FIN already came (it brings none): then read on to the end. The relay starts from
+       * this readiness, without a read to find out. */
+      f->s[0].readable = (size_t)n == want || f->s[0].rdhup;
       if (hello_final((const unsigned char *)d->buf, d->len)) return hello_out(r, f, H_COMPLETE);
+      if (!f->s[0].readable) return;
       continue;
     }
     if (n == 0) {
@@ -654,6 +660,7 @@ static void on_event(relay_t *r, side *s, uint32_t events, int64_t now) {
   if (f->state == ST_LINGER) return linger_read(r, f);
   if (f->state == ST_CONNECTING && i == 1) return connect_done(r, f, events, now);
   if (f->state == ST_SNIFF && !(events & EPOLLERR)) {
+    if (events & (EPOLLRDHUP | EPOLLHUP)) s->rdhup = 1;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) sniff_read(r, f);
     return;
   }
@@ -716,9 +723,8 @@ static void begin_relay(relay_t *r, flow *f, int64_t now) {
   }
   f->state = ST_RELAY;
   f->last = now;
-  /* the client's readiness is unknown after the sniff (a read that stops at the hello's end
-   * does not drain the socket): assume readable, and recv says otherwise */
-  f->s[0].readable = 1;
+  /* the client's readiness: as the sniff's last read left it, and events since (a full read may
+   * have left bytes; a short one emptied the queue, and what came after brought an event) */
   f->s[0].writable = 1;
   f->s[1].writable = 1;
   pump(r, f, 0);
@@ -745,7 +751,9 @@ static void connect_failed(relay_t *r, flow *f, int err) {
 static void connect_done(relay_t *r, flow *f, uint32_t events, int64_t now) {
   int err = 0;
   socklen_t len = sizeof(err);
-  if (getsockopt(f->s[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  /* writable with no error or hang-up: connected; otherwise the socket says how it failed */
+  if (!(events & EPOLLOUT) || (events & (EPOLLERR | EPOLLHUP)))
+    if (getsockopt(f->s[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err == 0 && !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
   if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNREFUSED;
   if (err) return connect_failed(r, f, err);
