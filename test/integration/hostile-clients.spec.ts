@@ -58,6 +58,21 @@ const DECODE_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
  * Events of the flows that started after the first `before` events: a flow of an earlier test
  * may still end inside the window, and its flow.end is not this test's.
  */
+/**
+ * How many events the stream holds once the earlier tests' flows are all audited: an edge writes
+ * events in batches (a 5 ms window) and reports ends up to 20 ms late, so a count taken right
+ * after a test can miss its last flow's events, which would then look like this test's.
+ */
+async function settledCount(stack: Stack): Promise<number> {
+  let last = -1;
+  for (;;) {
+    const n = (await stack.events()).length;
+    if (n === last) return n;
+    last = n;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 function flowsSince(all: FlowEvent[], before: number): FlowEvent[] {
   const earlier = new Set(all.slice(0, before).map((e) => e.flowId));
   return all.slice(before).filter((e) => !earlier.has(e.flowId));
@@ -115,7 +130,7 @@ describe('hostile clients', () => {
       expect(r.ok, r.error).toBe(true);
       before.push(r.ms);
     }
-    const eventsBefore = (await stack.events()).length;
+    const eventsBefore = await settledCount(stack);
 
     // the flood: a real hello dripped one byte per 50 ms would need ~15 s, far beyond the sniff timeout
     const attack: { kind: 'silent' | 'drip'; c: HostileConn }[] = [];
@@ -217,7 +232,7 @@ describe('hostile clients', () => {
   ];
 
   it('garbage, truncated, lying and oversized input on every listener mode (20 of each at once): each refused with its reason, no crash', async () => {
-    const eventsBefore = (await stack.events()).length;
+    const eventsBefore = await settledCount(stack);
     const conns = cases.flatMap((c) => Array.from({ length: 20 }, () => ({ c, conn: sendConn(stack.port(c.listener), c.send(), c.after) })));
     const results = await Promise.all(conns.map(async ({ c, conn }) => ({ c, r: await conn.closed, port: conn.localPort() })));
     for (const { c, r } of results) {
@@ -253,7 +268,7 @@ describe('hostile clients', () => {
   // `untrusted-proxy-header`. The peer address is known at accept: refuse as soon as the bytes
   // match a PROXY signature. Unskip once fixed.
   it('an untrusted peer starting a PROXY header and going quiet is refused at once as untrusted-proxy-header', async () => {
-    const eventsBefore = (await stack.events()).length;
+    const eventsBefore = await settledCount(stack);
     const partial = [
       Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0xff, 0xff, 1, 2, 3]),
       Buffer.from('PROXY TCP4 203.0.113.9 10.0.0.1 1234'),
@@ -266,7 +281,7 @@ describe('hostile clients', () => {
   });
 
   it('500 connections of seeded random bytes (half of them posing as TLS records): every one closed and audited with a known reason', async () => {
-    const eventsBefore = (await stack.events()).length;
+    const eventsBefore = await settledCount(stack);
     const rand = prng(20_250_101);
     const conns: HostileConn[] = [];
     for (let i = 0; i < 500; i++) {
@@ -295,7 +310,7 @@ describe('hostile clients', () => {
     for (let i = 0; i < 50; i++) await runOne(i); // warm-up: DNS cache, gRPC stream, buffers
     await waitFor(() => stack.edge.activeFlows() === 0, 5_000);
     await sleep(200);
-    const eventsBefore = (await stack.events()).length;
+    const eventsBefore = await settledCount(stack);
     const fdsBefore = fdCount();
     const t0 = Date.now();
     const N = 2_000;
