@@ -9,7 +9,7 @@
  * is closed. The first reason wins.
  *
  * Two ways to run it (start's second argument):
- *   inline (threaded false, the edge's default): the relay's epoll descriptor is watched by Node's
+ *   inline (threaded false; the edge's default on up to two CPUs): the relay's epoll descriptor is watched by Node's
  *           own loop (uv_poll); JS's commands run inside the call that gives them; records go to
  *           JS from the loop's callbacks. No cross-thread wake-up.
  *   threaded: one relay thread per process; JS's commands are queued for it (an eventfd wakes it

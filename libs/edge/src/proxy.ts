@@ -233,7 +233,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       });
       nativeListeners.push(bound);
       listeners[listener.name] = { host, port: bound.port, intake: 'native' };
-      log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${bound.port}`, upstreamPort: listener.upstreamPort, relay: 'native', intake: 'native' }, 'edge listening');
+      log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${bound.port}`, upstreamPort: listener.upstreamPort, relay: 'native', relayThread: native.threaded, intake: 'native' }, 'edge listening');
       continue;
     }
     await new Promise<void>((resolve, reject) => {
@@ -249,7 +249,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     const addr = server.address();
     listeners[listener.name] = { host, port: typeof addr === 'object' && addr ? addr.port : port, intake: 'node' };
     servers.push(server);
-    log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${listeners[listener.name]?.port}`, upstreamPort: listener.upstreamPort, relay: native ? 'native' : 'node', intake: 'node' }, 'edge listening');
+    log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${listeners[listener.name]?.port}`, upstreamPort: listener.upstreamPort, relay: native ? 'native' : 'node', ...(native ? { relayThread: native.threaded } : {}), intake: 'node' }, 'edge listening');
   }
 
   return {
