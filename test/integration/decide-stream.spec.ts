@@ -2,32 +2,18 @@
 // decisions towards a client that asked for them, one per message towards one that did not (an
 // older edge), and hostile messages refused without harming other calls.
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DECIDE_BATCH_HEADER } from '@portcullis/contracts';
 import type { DecideRequest, DecideStreamRequest, DecideStreamResponse__Output, PolicyDecisionClient } from '@portcullis/contracts';
 import { DecisionClient } from '@portcullis/edge';
-import { parseConfig } from '@portcullis/platform';
 import { startPolicyService } from '@portcullis/policy';
 import type { PolicyServiceHandle } from '@portcullis/policy';
 import { startRedis } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
 import { decide, decisionClient } from '../support/grpc';
+import { githubProfile, policyConfig } from '../support/policy';
 
-const profile = `apiVersion: portcullis/v1
-kind: FqdnFilterProfile
-name: it
-defaultAction: deny
-noSni: deny
-ech: deny
-rules:
-  - id: github
-    action: allow
-    fqdns: ["github.com", "*.github.com"]
-`;
 
 const req = (sni: string): DecideRequest => ({ sni, port: 443, source_ip: '10.0.0.1', protocol: 'tls', node_id: 'it' });
 
@@ -80,9 +66,7 @@ describe('DecideStream batches (real policy service, real Redis)', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    const dir = mkdtempSync(join(tmpdir(), 'portcullis-batch-'));
-    writeFileSync(join(dir, 'p.yaml'), profile);
-    const config = parseConfig({ redis: { url: redis.url }, policy: { listen: '127.0.0.1:0', profile: join(dir, 'p.yaml'), adminToken: 'integration-token' } });
+    const config = policyConfig(redis.url, githubProfile(), 'integration-token');
     svc = await startPolicyService(config, { log });
     client = decisionClient(svc.address);
   });

@@ -1,32 +1,17 @@
 // Two policy-service replicas on one real Redis, reached over real gRPC.
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyAdminClient, PolicyDecisionClient, PolicyVersionEvent__Output } from '@portcullis/contracts';
-import { parseConfig } from '@portcullis/platform';
 import { startPolicyService } from '@portcullis/policy';
 import type { PolicyServiceHandle } from '@portcullis/policy';
 import { startRedis } from '@portcullis/testing';
 import type { TestRedis } from '@portcullis/testing';
 import { admin, adminClient, decide, decisionClient, healthStatus } from '../support/grpc';
+import { githubProfile, policyConfig } from '../support/policy';
 
 const TOKEN = 'integration-token';
-const profile = (extra = '') => `apiVersion: portcullis/v1
-kind: FqdnFilterProfile
-name: it
-defaultAction: deny
-noSni: deny
-ech: deny
-rules:
-  - id: github
-    action: allow
-    fqdns: ["github.com", "*.github.com"]
-    ports: [443, 22]
-${extra}`;
 
 describe('policy-service replicas on one Redis', () => {
   let redis: TestRedis;
@@ -40,9 +25,7 @@ describe('policy-service replicas on one Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    const dir = mkdtempSync(join(tmpdir(), 'portcullis-it-'));
-    writeFileSync(join(dir, 'p.yaml'), profile());
-    const config = parseConfig({ redis: { url: redis.url }, policy: { listen: '127.0.0.1:0', profile: join(dir, 'p.yaml'), adminToken: TOKEN } });
+    const config = policyConfig(redis.url, githubProfile(), TOKEN);
     [a, b] = await Promise.all([startPolicyService(config, { log }), startPolicyService(config, { log })]);
     decA = decisionClient(a.address);
     decB = decisionClient(b.address);
@@ -83,7 +66,7 @@ describe('policy-service replicas on one Redis', () => {
     const keys = await client.keys(`portcullis:verdict:${a.active.current?.version}:*`);
     client.disconnect();
     expect(keys.some((k) => k.startsWith(`portcullis:verdict:${a.active.current?.version}:cache.github.com|`))).toBe(true);
-    const r = await admin(admA, TOKEN).apply({ content: profile(), comment: 'same rules, new version' });
+    const r = await admin(admA, TOKEN).apply({ content: githubProfile(), comment: 'same rules, new version' });
     expect(r.applied).toBe(true);
     await new Promise((res) => setTimeout(res, 300));
     const after = await decide(decB, q);
@@ -100,7 +83,7 @@ describe('policy-service replicas on one Redis', () => {
     await new Promise((res) => setTimeout(res, 100));
     expect(seen[0]?.version).toBe(before); // current version at once
     const t0 = Date.now();
-    const r = await admin(admA, TOKEN).apply({ content: profile(`  - id: deny-gist\n    action: deny\n    fqdns: ["gist.github.com"]\n`), comment: 'deny gist' });
+    const r = await admin(admA, TOKEN).apply({ content: githubProfile(`  - id: deny-gist\n    action: deny\n    fqdns: ["gist.github.com"]\n`), comment: 'deny gist' });
     let answered = 0;
     for (;;) {
       const d = await decide(decB, { sni: 'x.gist.github.com', port: 443 });
@@ -116,19 +99,19 @@ describe('policy-service replicas on one Redis', () => {
   });
 
   it('concurrent applies through both replicas publish distinct versions', async () => {
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => admin(i % 2 ? admA : admB, TOKEN).apply({ content: profile(), comment: `c${i}` })));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => admin(i % 2 ? admA : admB, TOKEN).apply({ content: githubProfile(), comment: `c${i}` })));
     const versions = results.map((r) => r.version);
     expect(new Set(versions).size).toBe(10);
   });
 
   it('refuses admin calls without the right token (UNAUTHENTICATED)', async () => {
     await expect(admin(admA, '').get({})).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
-    await expect(admin(admA, 'wrong-token').apply({ content: profile() })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    await expect(admin(admA, 'wrong-token').apply({ content: githubProfile() })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
   });
 
   it('dry run returns the validation and a rule diff without publishing; an invalid profile never replaces the active one', async () => {
     const active = (await admin(admA, TOKEN).get({})).version;
-    const dry = await admin(admA, TOKEN).apply({ content: profile(`  - id: new-rule\n    action: allow\n    fqdns: ["example.org"]\n`), dry_run: true });
+    const dry = await admin(admA, TOKEN).apply({ content: githubProfile(`  - id: new-rule\n    action: allow\n    fqdns: ["example.org"]\n`), dry_run: true });
     expect(dry).toMatchObject({ valid: true, applied: false, version: active });
     expect(dry.diff).toEqual(expect.arrayContaining([expect.objectContaining({ rule_id: 'new-rule', change: 'added' })]));
     const bad = await admin(admA, TOKEN).apply({ content: 'apiVersion: portcullis/v1\nkind: FqdnFilterProfile\nname: x\nrules:\n  - id: a\n    action: maybe\n    fqdns: ["*.com"]\n' });
