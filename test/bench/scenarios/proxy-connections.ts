@@ -2,7 +2,7 @@
 // handshake per request), direct vs portcullis edge (cached verdict) vs nginx stream + ssl_preread,
 // interleaved; plus each proxy's own CPU milliseconds per 1,000 connections (/proc/PID/stat).
 import type { BenchRow, BenchScenario } from '../types';
-import { cpuMs } from '../support/procs';
+import { contextSwitches, cpuMs, cpuSplitMs } from '../support/procs';
 import { profileNotes } from '../support/profile';
 import { loadAverage, machine, pairedRatios, pick, targetRatioRow, valueRow } from '../support/report';
 import { ROOT, settings, startRig } from '../support/rig';
@@ -22,6 +22,12 @@ interface Round {
   sideCpuMsPer1k: number;
   errors: number;
   p99Ms: number;
+  /** the proxy's user and kernel CPU ms per 1,000 connections (the two parts of proxyCpuMsPer1k) */
+  userMsPer1k: number;
+  sysMsPer1k: number;
+  /** the proxy's context switches per connection, all threads: it slept (voluntary) or was preempted */
+  sleepsPerConn: number;
+  preemptsPerConn: number;
 }
 
 const scenario: BenchScenario = {
@@ -40,12 +46,21 @@ const scenario: BenchScenario = {
         const pids = rig.proxyPids(c);
         const up = rig.upstream.pids();
         const p0 = cpuMs(pids);
+        const split0 = cpuSplitMs(pids);
+        const cs0 = contextSwitches(pids);
         const u0 = cpuMs(up);
         const side = [...(rig.redis?.pids() ?? []), ...(rig.policy?.pids() ?? [])];
         const s0 = cpuMs(side);
         const r = await wrk(c, settings.seconds);
         const k = r.requests / 1000;
-        return { connPerS: r.requests / r.seconds, proxyCpuMsPer1k: pids.length ? (cpuMs(pids) - p0) / k : NaN, upstreamCpuMsPer1k: (cpuMs(up) - u0) / k, sideCpuMsPer1k: (cpuMs(side) - s0) / k, errors: errorCount(r), p99Ms: r.latencyUs.p99 / 1000 };
+        const split1 = cpuSplitMs(pids);
+        const cs1 = contextSwitches(pids);
+        return {
+          userMsPer1k: (split1.user - split0.user) / k,
+          sysMsPer1k: (split1.sys - split0.sys) / k,
+          sleepsPerConn: (cs1.voluntary - cs0.voluntary) / r.requests,
+          preemptsPerConn: (cs1.involuntary - cs0.involuntary) / r.requests,
+ connPerS: r.requests / r.seconds, proxyCpuMsPer1k: pids.length ? (cpuMs(pids) - p0) / k : NaN, upstreamCpuMsPer1k: (cpuMs(up) - u0) / k, sideCpuMsPer1k: (cpuMs(side) - s0) / k, errors: errorCount(r), p99Ms: r.latencyUs.p99 / 1000 };
       });
       const base = pick(res.direct, (r) => r.connPerS);
       for (const c of cands) rows.push(valueRow(`${rig.label(c)}: new connections/s`, pick(res[c], (r) => r.connPerS), 'conn/s', { baseline: base }));
@@ -58,6 +73,11 @@ const scenario: BenchScenario = {
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
       if (res.edge && res['edge-b']) rows.push(valueRow(`${rig.label('edge-b')} / ${rig.label('edge')} proxy CPU per connection (same round)`, pairedRatios(pick(res['edge-b'], (r) => r.proxyCpuMsPer1k), pick(res.edge, (r) => r.proxyCpuMsPer1k)), '×'));
       if (res.edge && res['node-bare']) rows.push(valueRow('edge / node-bare proxy CPU per connection (same round): the edge\'s own work over Node\'s floor', pairedRatios(pick(res.edge, (r) => r.proxyCpuMsPer1k), pick(res['node-bare'], (r) => r.proxyCpuMsPer1k)), '×'));
+      for (const c of cands) {
+        if (c === 'direct') continue;
+        const m = (f: (r: Round) => number): number => sig(median(pick(res[c], f)));
+        notes.push(`${rig.label(c)}: proxy CPU split ${m((r) => r.userMsPer1k)} ms user + ${m((r) => r.sysMsPer1k)} ms kernel per 1,000 connections; ${m((r) => r.sleepsPerConn)} sleeps (voluntary context switches) and ${m((r) => r.preemptsPerConn)} preemptions per connection, all threads`);
+      }
       for (const c of cands) {
         const errs = pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0);
         notes.push(`${rig.label(c)}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPer1k)))} ms per 1,000 connections;${c.startsWith('edge') ? ` redis-server + policy-service CPU ${sig(median(pick(res[c], (r) => r.sideCpuMsPer1k)))} ms per 1,000 (flow events, not in the proxy figure);` : ''} wrk p99 ${sig(median(pick(res[c], (r) => r.p99Ms)))} ms; ${errs} wrk socket/status errors over all rounds`);

@@ -226,6 +226,44 @@ export function cpuMs(pids: number[]): number {
   return (ticks * 1000) / ticksPerSecond();
 }
 
+/** utime and stime of the processes (all their threads), in milliseconds, kept apart. */
+export function cpuSplitMs(pids: number[]): { user: number; sys: number } {
+  let u = 0;
+  let k = 0;
+  for (const pid of pids) {
+    const f = statFields(pid);
+    if (f) {
+      u += Number(f[11]);
+      k += Number(f[12]);
+    }
+  }
+  return { user: (u * 1000) / ticksPerSecond(), sys: (k * 1000) / ticksPerSecond() };
+}
+
+/** Context switches (voluntary: the thread slept; involuntary: it was preempted) summed over every thread of the processes. */
+export function contextSwitches(pids: number[]): { voluntary: number; involuntary: number } {
+  let v = 0;
+  let n = 0;
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tids) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+        v += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+        n += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return { voluntary: v, involuntary: n };
+}
+
 /** Resident set size (VmRSS) summed over the processes, in KiB. */
 export function rssKiB(pids: number[]): number {
   let kib = 0;
