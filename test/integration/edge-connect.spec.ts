@@ -110,7 +110,7 @@ describe.each(RELAYS)('edge relay (%s): half-close and resets', (relay) => {
   let resetter: Awaited<ReturnType<typeof tcpUpstream>>;
   let exchange: Awaited<ReturnType<typeof tcpUpstream>>;
   const upstreamClosed: Promise<void>[] = [];
-  // 8 MiB of random bytes each way: past the point where the native relay splices through a pipe
+  // 8 MiB of random bytes each way: many of the native relay's 256 KiB reads, partial sends included
   const UP = randomBytes(8 * 1024 * 1024);
   const DOWN = randomBytes(8 * 1024 * 1024);
 

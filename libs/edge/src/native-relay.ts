@@ -20,7 +20,6 @@ interface Addon {
   connect(id: number, address: string, port: number, timeoutMs: number, idleMs: number): boolean;
   adopt(clientFd: number, upstreamFd: number, id: number, idleMs: number, upFirst: Buffer | null, downFirst: Buffer | null, flags: number): boolean;
   killAll(reason: number): void;
-  setMaxPipes(directions: number): void;
 }
 
 export interface RelayEnd {
@@ -280,11 +279,6 @@ export class NativeRelay {
     client.destroy();
     upstream.destroy();
     return true;
-  }
-
-  /** How many flow directions may splice through a pipe at once (two descriptors each; 0: none). */
-  setPipeBudget(directions: number): void {
-    this.addon.setMaxPipes(Math.max(0, Math.floor(directions)));
   }
 
   /** Closes every flow (reason shutdown): the end of a drain. */

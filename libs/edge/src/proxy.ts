@@ -40,27 +40,21 @@ const LISTEN_BACKLOG = 4096;
 /** Descriptors kept for what is not a flow's socket: Redis, gRPC channels, DNS, spool, scrapes. */
 const FD_HEADROOM = 32;
 
-/** The relay thread's splice pipes (two descriptors per bulk direction): a sixteenth of the limit, at most 256. */
-const relayPipeFds = (): number => {
-  const limit = openFilesLimit();
-  return limit === undefined || limit >= Number.MAX_SAFE_INTEGER ? 256 : Math.min(256, Math.floor(limit / 32) * 2);
-};
-
 /**
  * What the open-files limit (RLIMIT_NOFILE) allows: every flow holds two descriptors (client and
  * upstream). `sockets` is how many client and upstream sockets the flows may hold together;
  * maxConnections is edge.maxConnections, clamped (with a warning naming the numbers) so that
  * admitted flows leave a tenth of that for connections being refused.
  */
-function descriptorBudget(configured: number, reserved: number, log: Logger): { limit: number | undefined; sockets: number; maxConnections: number } {
+function descriptorBudget(configured: number, log: Logger): { limit: number | undefined; sockets: number; maxConnections: number } {
   const limit = openFilesLimit();
   const open = openFileCount();
   if (limit === undefined || open === undefined || limit >= Number.MAX_SAFE_INTEGER) return { limit, sockets: Number.MAX_SAFE_INTEGER, maxConnections: configured };
-  const sockets = Math.max(2, limit - open - FD_HEADROOM - reserved);
+  const sockets = Math.max(2, limit - open - FD_HEADROOM);
   const allowed = Math.max(1, Math.floor((sockets * 0.9) / 2));
   if (configured <= allowed) return { limit, sockets, maxConnections: configured };
   log.warn(
-    { maxConnections: configured, openFilesLimit: limit, openFiles: open, needed: 2 * configured + open + FD_HEADROOM + reserved, clampedTo: allowed },
+    { maxConnections: configured, openFilesLimit: limit, openFiles: open, needed: 2 * configured + open + FD_HEADROOM, clampedTo: allowed },
     'edge.maxConnections needs more file descriptors than the open-files limit allows: clamped (raise the limit: ulimit -n, systemd LimitNOFILE, docker --ulimit nofile; or lower edge.maxConnections)',
   );
   return { limit, sockets, maxConnections: allowed };
@@ -113,9 +107,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   const native = edge.relay === 'native' ? nativeRelay() : undefined;
   if (edge.relay === 'native' && !native) log.warn({ err: nativeRelayError() }, 'edge.relay is native but the relay addon is missing: relaying in JavaScript');
   if (native) native.onReportError = (err) => log.error({ err }, 'native relay: a flow report failed');
-  const pipeFds = native ? relayPipeFds() : 0;
-  native?.setPipeBudget(pipeFds / 2);
-  const fds = descriptorBudget(edge.maxConnections, pipeFds, log);
+  const fds = descriptorBudget(edge.maxConnections, log);
   const maxConnections = fds.maxConnections;
   const acceptErrors = meter().createCounter('portcullis_accept_errors_total', { description: 'Connections a listener could not take: accept() errors by code, and fd-limit (closed at once, the descriptors all but spent)' });
   const perSource = new Map<string, number>();
