@@ -29,7 +29,10 @@
  * rule as libs/sniff's ClientHelloReader), the client closes, the sniff deadline passes or 64 KiB
  * are held. JS parses those bytes, decides, connects, and then either attaches the upstream or
  * refuses; it never creates a net.Socket for the client.
- *   listen(host, port, backlog, sniffMs) -> [listener, port]   unlisten(listener)
+ *   listen(host, port, backlog, sniffMs[, fd]) -> [listener, port]   unlisten(listener)
+ *           with fd: accept on (a duplicate of) that listening socket instead of opening one
+ *   bindListen(host, port, backlog) -> [fd, port]: only opens a listening socket (an edge
+ *           cluster's primary: its workers inherit it and each listen() on it)
  *   records with code 100 accepted [id, listener, peerPort] + the peer address (payload);
  *           101 hello [id, how (0 complete, 1 closed, 2 timeout, 3 full)] + the bytes (payload);
  *           102 fd-limit [0, listener, peerPort] + address: accepted and closed at once (EMFILE);
@@ -1258,25 +1261,9 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   return NULL;
 }
 
-/* listen(host, port, backlog, sniffMs) -> [listener, port] */
-static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], result, v;
-  relay_t *r = state(env);
-  char host[256];
-  size_t hlen;
-  int32_t port, backlog, sniff_ms;
-  if (!r->started) return throw_error(env, "relay not started");
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || napi_get_value_string_utf8(env, argv[0], host, sizeof(host), &hlen) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_int32(env, argv[2], &backlog) != napi_ok || napi_get_value_int32(env, argv[3], &sniff_ms) != napi_ok)
-    return throw_error(env, "listen(host, port, backlog, sniffMs)");
-  int idx = -1;
-  for (int l = 0; l < MAX_LISTENERS; l++)
-    if (__atomic_load_n(&r->listeners[l].open, __ATOMIC_ACQUIRE) == 0) {
-      idx = l;
-      break;
-    }
-  if (idx < 0) return throw_error(env, "too many native listeners");
+/* A listening TCP socket on host:port (port 0: any free one), non-blocking and close-on-exec;
+ * accepted sockets inherit TCP_NODELAY from it. Throws (and answers -1) as Node's listen() would. */
+static int open_listener(napi_env env, const char *host, int port, int backlog) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
   char service[16];
   snprintf(service, sizeof(service), "%d", port);
@@ -1285,7 +1272,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     char msg[300];
     snprintf(msg, sizeof(msg), "listen %s: %s", host, gai_strerror(gai));
     napi_throw_error(env, "ENOTFOUND", msg);
-    return NULL;
+    return -1;
   }
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int err = 0;
@@ -1302,12 +1289,88 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     if (fd >= 0) close(fd);
     char what[300];
     snprintf(what, sizeof(what), "listen %s:%d", host, port);
-    return throw_errno(env, err, what);
+    throw_errno(env, err, what);
+    return -1;
   }
+  return fd;
+}
+
+static int bound_port(int fd) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof(ss);
-  getsockname(fd, (struct sockaddr *)&ss, &sl);
-  int bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+  return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static napi_value pair(napi_env env, int a, int b) {
+  napi_value result, v;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, a, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_int32(env, b, &v);
+  napi_set_element(env, result, 1, v);
+  return result;
+}
+
+/*
+ * bindListen(host, port, backlog) -> [fd, port]: a listening socket the caller keeps and passes on
+ * (an edge cluster's primary opens one per listener; its workers inherit it and give it to
+ * listen()). Needs no started relay; nothing here accepts on it.
+ */
+static napi_value js_bind_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char host[256];
+  size_t hlen;
+  int32_t port, backlog;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_value_string_utf8(env, argv[0], host, sizeof(host), &hlen) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_int32(env, argv[2], &backlog) != napi_ok)
+    return throw_error(env, "bindListen(host, port, backlog)");
+  int fd = open_listener(env, host, port, backlog);
+  if (fd < 0) return NULL;
+  return pair(env, fd, bound_port(fd));
+}
+
+/*
+ * listen(host, port, backlog, sniffMs[, fd]) -> [listener, port]. With fd (a listening socket
+ * from bindListen, inherited from an edge cluster's primary): the relay accepts on a duplicate of
+ * it, alongside the other workers, each taking connections from the one shared queue; host and
+ * port are then only for messages.
+ */
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  relay_t *r = state(env);
+  char host[256];
+  size_t hlen;
+  int32_t port, backlog, sniff_ms, given = -1;
+  if (!r->started) return throw_error(env, "relay not started");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || napi_get_value_string_utf8(env, argv[0], host, sizeof(host), &hlen) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_int32(env, argv[2], &backlog) != napi_ok || napi_get_value_int32(env, argv[3], &sniff_ms) != napi_ok ||
+      (argc >= 5 && napi_get_value_int32(env, argv[4], &given) != napi_ok))
+    return throw_error(env, "listen(host, port, backlog, sniffMs[, fd])");
+  int idx = -1;
+  for (int l = 0; l < MAX_LISTENERS; l++)
+    if (__atomic_load_n(&r->listeners[l].open, __ATOMIC_ACQUIRE) == 0) {
+      idx = l;
+      break;
+    }
+  if (idx < 0) return throw_error(env, "too many native listeners");
+  int fd;
+  if (given >= 0) {
+    int type = 0, accepting = 0;
+    socklen_t tl = sizeof(type), al = sizeof(accepting);
+    if (getsockopt(given, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM || getsockopt(given, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &al) != 0 || !accepting)
+      return throw_error(env, "listen: the descriptor given is not a listening TCP socket");
+    fd = fcntl(given, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return throw_errno(env, errno, "dup");
+    /* the file status flags are shared with every process holding the socket: all want non-blocking accepts */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  } else {
+    fd = open_listener(env, host, port, backlog);
+    if (fd < 0) return NULL;
+  }
+  int bound = bound_port(fd);
   if (r->spare_fd < 0) r->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   lsn *l = &r->listeners[idx];
   l->s.i = 2;
@@ -1323,7 +1386,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   pthread_mutex_unlock(&r->mu);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->s};
   if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    err = errno;
+    int err = errno;
     l->open = 0;
     close(fd);
     return throw_errno(env, err, "epoll_ctl");
@@ -1331,12 +1394,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   /* an open listener keeps the process alive, as a net.Server does */
   keep_alive(env, r, 1);
   if (r->inline_mode) rearm(r, now_ms());
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_int32(env, idx, &v);
-  napi_set_element(env, result, 0, v);
-  napi_create_int32(env, bound, &v);
-  napi_set_element(env, result, 1, v);
-  return result;
+  return pair(env, idx, bound);
 }
 
 static napi_value js_unlisten(napi_env env, napi_callback_info info) {
@@ -1477,6 +1535,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"killAll", NULL, js_kill_all, NULL, NULL, NULL, napi_default, NULL},
       {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"bindListen", NULL, js_bind_listen, NULL, NULL, NULL, napi_default, NULL},
       {"unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL},
       {"refuse", NULL, js_refuse, NULL, NULL, NULL, napi_default, NULL},
       {"attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},

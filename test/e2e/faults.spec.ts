@@ -326,6 +326,10 @@ describe('faults under load, nothing lost', () => {
     expect(workers).toHaveLength(2);
     const [victim, survivor] = workers as [number, number];
     const listening = (pid: number): boolean => edge.lines('edge listening').some((l) => l['pid'] === pid);
+    // each worker's relay accepts and sniffs on the socket the primary opened (native intake)
+    const intakes = (pids: number[]): unknown[] => edge.lines('edge listening').filter((l) => pids.includes(l['pid'] as number)).map((l) => l['intake']);
+    await waitFor(() => intakes(workers).length === 2, 2_000, 20); // log lines leave a worker within 200 ms
+    expect(intakes(workers)).toEqual(['native', 'native']);
     const traffic = load(4, () => ({ nodeId: 'edge-w', port: edge.port, sni: OK }), certs.ca);
     // long enough that the workers' first event writes (connection, script load) are long done:
     // what SIGKILL may take is then only the last few milliseconds' events (graceMs below)
@@ -363,6 +367,8 @@ describe('faults under load, nothing lost', () => {
     );
 
     expect(died.map((d) => d['signal'])).toEqual(['SIGKILL', null]);
+    // the replacements inherit the primary's sockets too
+    expect(intakes([replacement])).toEqual(['native']);
     expect(died[1]?.['code']).toBe(0);
     expect(gap.length).toBeGreaterThan(0); // the survivor served while the victim was being replaced
     // only flows in flight on the victim fail

@@ -13,7 +13,8 @@ import { findAddon, requireAddon } from './addon';
 interface Addon {
   /** records: [id, a, b, code, errno, payload offset, payload length] each; payloads: the batch's payload bytes, back to back */
   start(done: (records: Float64Array, payloads: Buffer | undefined) => void, threaded: boolean): void;
-  listen(host: string, port: number, backlog: number, sniffMs: number): [number, number];
+  listen(host: string, port: number, backlog: number, sniffMs: number, fd?: number): [number, number];
+  bindListen(host: string, port: number, backlog: number): [number, number];
   unlisten(listener: number): void;
   refuse(id: number, reply: Buffer | null, graceful: boolean): void;
   attach(id: number, upstreamFd: number, idleMs: number, downFirst: Buffer | null, flags: number): boolean;
@@ -91,6 +92,24 @@ export function relayOnThread(env: NodeJS.ProcessEnv = process.env, cpus = avail
   if (v === '1') return true;
   if (v === '0') return false;
   return cpus > 2;
+}
+
+/**
+ * A listening socket for an edge cluster's workers to share (bindListen): opened by the primary,
+ * which never accepts on it; undefined when the relay addon is missing (the workers then listen
+ * through node:cluster). Throws as listen() would (EADDRINUSE...).
+ */
+export function bindSharedListener(host: string, port: number, backlog: number): { fd: number; port: number } | undefined {
+  const path = findAddon(ADDON);
+  if (!path) return undefined;
+  let addon: Addon;
+  try {
+    addon = requireAddon<Addon>(path);
+  } catch {
+    return undefined;
+  }
+  const [fd, bound] = addon.bindListen(host, port, backlog);
+  return { fd, port: bound };
 }
 
 export function nativeRelayError(): string | undefined {
@@ -241,8 +260,9 @@ export class NativeRelay {
    * A listening socket owned by the relay thread: it accepts, and reads each connection's first
    * bytes (for at most sniffMs) before JS hears of it. Throws as listen() would (code EADDRINUSE...).
    */
-  listen(host: string, port: number, backlog: number, sniffMs: number, events: NativeListenerEvents): { port: number; close(): void } {
-    const [idx, bound] = this.addon.listen(host, port, backlog, Math.max(1, Math.min(sniffMs, 0x7fffffff)));
+  listen(host: string, port: number, backlog: number, sniffMs: number, events: NativeListenerEvents, fd?: number): { port: number; close(): void } {
+    const sniff = Math.max(1, Math.min(sniffMs, 0x7fffffff));
+    const [idx, bound] = fd === undefined ? this.addon.listen(host, port, backlog, sniff) : this.addon.listen(host, port, backlog, sniff, fd);
     this.listeners.set(idx, events);
     let open = true;
     return {

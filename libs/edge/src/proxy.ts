@@ -12,6 +12,8 @@ import { DecisionClient } from './decide';
 import { SsrfGuard } from './ssrf';
 import { handleFlow, handleNativeFlow, onFlowClosed } from './flow';
 import { nativeRelay, nativeRelayError } from './native-relay';
+import { inheritedListenerFd, LISTEN_BACKLOG, nativeIntakeFits } from './shared-listeners';
+import type { ListeningMessage } from './shared-listeners';
 import { EdgeMetrics } from './observe';
 
 export interface EdgeHandle {
@@ -33,9 +35,6 @@ export interface EdgeDeps {
   /** Overrides edge.policyService (the embedded stack binds the policy service on port 0). */
   policyAddress?: string;
 }
-
-/** Asked of listen(); the kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4). */
-const LISTEN_BACKLOG = 4096;
 
 /** Descriptors kept for what is not a flow's socket: Redis, gRPC channels, DNS, spool, scrapes. */
 const FD_HEADROOM = 32;
@@ -145,10 +144,11 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     else onFlowClosed(socket, () => releaseAdmitted(src));
     return refusal;
   };
-  // Native intake: on SNI listeners (no PROXY header to read) of a single-process edge, the relay
-  // thread owns the listening socket, accepts and reads the ClientHello; cluster workers share
-  // node:cluster's listening socket, so they keep the Node intake.
-  const nativeIntake = (l: (typeof edge.listeners)[number]): boolean => native !== undefined && l.mode === 'sni' && !l.proxyProtocol && !cluster.isWorker;
+  // Native intake: on SNI listeners (no PROXY header to read), the relay owns the listening
+  // socket, accepts and reads the ClientHello. A cluster worker's relay accepts on the socket the
+  // primary opened for that listener (shared-listeners.ts); without one (the primary found no
+  // relay addon) the worker listens through node:cluster.
+  const nativeIntake = (l: (typeof edge.listeners)[number]): boolean => native !== undefined && nativeIntakeFits(edge, l) && (!cluster.isWorker || inheritedListenerFd(l.name) !== undefined);
   const nativeListeners: { close(): void }[] = [];
   // The flow lines carry names, addresses, counts and reasons, never a secret: redaction (the
   // logger's wildcard paths) was half of their cost, about 5 µs per line.
@@ -222,8 +222,10 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
           handleNativeFlow(native.closedClient(address, peerPort, 'fd-limit'), ctx, 'fd-limit', () => undefined).catch((err: unknown) => log.error({ err, listener: listener.name }, 'flow handler failed'));
         },
         acceptError: (code) => acceptError(code),
-      });
+      }, cluster.isWorker ? inheritedListenerFd(listener.name) : undefined);
       nativeListeners.push(bound);
+      // the primary counts its workers' listeners (node:cluster's own 'listening' covers only its sockets)
+      if (cluster.isWorker) process.send?.({ portcullis: 'native-listening', listener: listener.name } satisfies ListeningMessage, undefined, undefined, () => undefined);
       listeners[listener.name] = { host, port: bound.port, intake: 'native' };
       log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${bound.port}`, upstreamPort: listener.upstreamPort, relay: 'native', relayThread: native.threaded, intake: 'native' }, 'edge listening');
       continue;

@@ -9,11 +9,13 @@
 // A worker that dies with a handoff in flight never acknowledges: the client hangs and the
 // primary holds the socket in CLOSE_WAIT for ever. With SCHED_NONE a connection is either still
 // in the kernel's accept queue, which any live worker drains, or in exactly one worker, whose
-// death closes it.
+// death closes it. Listeners the native relay takes do the same without node:cluster: the primary
+// opens their sockets and every worker's relay accepts on them (shared-listeners.ts).
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { askWorker, meter, retireCounters } from '@portcullis/platform';
 import type { Logger, PortcullisConfig, Stoppable } from '@portcullis/platform';
+import { isListeningMessage, openSharedListeners, SHARED_LISTENERS_ENV } from './shared-listeners';
 
 /** How long a scrape or a readiness check waits for each worker's answer. */
 export const WORKER_ANSWER_TIMEOUT_MS = 1_000;
@@ -28,6 +30,12 @@ export async function superviseEdgeWorkers(config: Readonly<PortcullisConfig>, l
   const listenerCount = config.edge.listeners.length;
   // Frozen by the first fork.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // The native relay's listening sockets, opened here and inherited by every worker (stdio 4…).
+  const shared = openSharedListeners(config.edge);
+  if (shared) {
+    const base = cluster.settings.stdio ?? (cluster.settings.silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : [0, 1, 2, 'ipc']);
+    cluster.setupPrimary({ stdio: [...base.slice(0, 4), ...shared.fds] });
+  }
   let stopping = false;
   let recentDeaths: number[] = [];
   /** workers listening on every listener: the ones asked for metrics and readiness */
@@ -42,12 +50,14 @@ export async function superviseEdgeWorkers(config: Readonly<PortcullisConfig>, l
   const exits = m.createCounter('portcullis_edge_worker_exits_total', { description: 'Edge workers that exited while the node was not stopping' });
 
   const fork = (): Worker => {
-    const w = cluster.fork();
+    const w = cluster.fork(shared ? { [SHARED_LISTENERS_ENV]: shared.env } : undefined);
     let listening = 0;
     if (listenerCount === 0) w.once('online', () => started.add(w));
-    w.on('listening', () => {
+    const listened = (): void => {
       if (++listening >= listenerCount) started.add(w);
-    });
+    };
+    w.on('listening', listened);
+    w.on('message', (m: unknown) => isListeningMessage(m) && listened());
     w.on('exit', (code, signal) => {
       started.delete(w);
       const last = lastMetrics.get(w.id);
@@ -72,13 +82,18 @@ export async function superviseEdgeWorkers(config: Readonly<PortcullisConfig>, l
     const onListening = (): void => {
       if (++listening >= want) {
         cluster.off('listening', onListening);
+        cluster.off('message', onMessage);
         resolve();
       }
     };
+    const onMessage = (_w: Worker, m: unknown): void => {
+      if (isListeningMessage(m)) onListening();
+    };
     cluster.on('listening', onListening);
+    cluster.on('message', onMessage);
     if (listenerCount === 0) resolve();
   });
-  log.info({ workers: n, scheduling: 'workers accept' }, 'edge workers listening');
+  log.info({ workers: n, scheduling: 'workers accept', nativeIntake: shared !== undefined }, 'edge workers listening');
   const workers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
   return {
     workers,

@@ -41,6 +41,8 @@ export const settings = {
   edgeBRelay: process.env['BENCH_EDGE_B_RELAY'] ?? '',
   /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
   bare: process.env['BENCH_BARE'] === '1',
+  /** edge.workers for the edges (0: a single process) */
+  edgeWorkers: Number(process.env['BENCH_EDGE_WORKERS'] ?? 0),
   /** extra node flags for the edge process, e.g. --heapsnapshot-signal=SIGUSR2 */
   edgeNodeArgs: (process.env['BENCH_EDGE_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
   /** adds candidate edge-b: the same edge with these node flags instead (e.g. --max-semi-space-size=16), measured in the same rounds */
@@ -406,6 +408,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
           listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgePort}`, upstreamPort: upPort }],
           resolve: { [SNI]: ['127.0.0.1'] },
           ...edgeOptionalKeys(),
+          ...(settings.edgeWorkers > 1 ? { workers: settings.edgeWorkers } : {}),
         },
         log: { level: settings.edgeLogLevel },
       });
