@@ -309,15 +309,10 @@ static void fail(relay_t *r, flow *f, int at, int err) {
 }
 
 /*
- * Moves what it can of direction k (reads side k, writes side 1-k) until a side would block, the
- * flow ends, or FAIR_SHARE bytes: then the flow waits on the again list so that one busy flow
- * does not starve the others. Edge-triggered: a side is tried only while its readiness flag says
- * so, and the flag is cleared when the kernel says it would block.
- */
-/*
  * Whether direction k may read now: not once its end was read (the FIN is passed on, and the flow
  * ends when both directions have), not while its socket would block, and not past FAIR_SHARE
- * bytes in one turn (the flow goes on the again list, so that one busy flow does not starve the others).
+ * bytes in one turn (the flow goes on the again list, so that one busy flow does not starve the
+ * others).
  */
 static int may_read(relay_t *r, flow *f, int k, int round) {
   dir *d = &f->d[k];
@@ -360,6 +355,12 @@ static int took(relay_t *r, flow *f, int k, ssize_t n) {
   return 0;
 }
 
+/*
+ * Moves what it can of direction k (reads side k, writes side 1-k) until a side would block, the
+ * flow ends, or FAIR_SHARE bytes: then the flow waits on the again list so that one busy flow
+ * does not starve the others. Edge-triggered: a side is tried only while its readiness flag says
+ * so, and the flag is cleared when the kernel says it would block.
+ */
 static void pump(relay_t *r, flow *f, int k) {
   dir *d = &f->d[k];
   side *in = &f->s[k], *out = &f->s[1 - k];
