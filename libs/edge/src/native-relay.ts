@@ -267,10 +267,12 @@ export class NativeRelay {
     let open = true;
     return {
       port: bound,
+      // The handlers stay (until listen() reuses the slot): connections the relay accepted
+      // before it closed the socket are still reported, and get the same handling and audit as
+      // every other (an edge draining takes them to their end).
       close: () => {
         if (!open) return;
         open = false;
-        this.listeners.delete(idx);
         this.addon.unlisten(idx);
       },
     };
@@ -354,7 +356,7 @@ export class NativeRelay {
       const client = new NativeClient(this.addon, id, address, b);
       this.clients.set(id, client);
       if (events) events.accepted(client);
-      else client.refuse(null, false); // its listener was closed meanwhile
+      else client.refuse(null, false); // no handlers: not a listener this relay opened
     } else if (code === EV_FD_LIMIT) events?.fdLimit(address, b);
     else if (code === EV_ACCEPT_ERROR) events?.acceptError(errnoNames.get(errno) ?? 'unknown');
   }

@@ -260,6 +260,9 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       stopping = true;
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const l of nativeListeners) l.close();
+      // a connection the relay accepted just before is reported within 20 ms (or at once with
+      // its hello): it is then a flow like the others, which the drain below waits for
+      if (nativeListeners.length) await new Promise((r) => setTimeout(r, 25));
       if (flows > 0) log.info({ activeFlows: flows, drainTimeoutMs: edge.drainTimeoutMs }, 'edge draining');
       const until = Date.now() + edge.drainTimeoutMs;
       while (flows > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
