@@ -91,7 +91,7 @@ enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER, ST_CONNECTING };
 #define LINGER_MS 2000
 #define MAX_LISTENERS 16
 #define HBUCKETS 4096
-#define NOTIFY_WITHIN_MS 20
+#define NOTIFY_WITHIN_MS 20 /* libs/edge native-relay.ts REPORTS_WITHIN_MS */
 
 typedef struct flow flow;
 typedef struct {

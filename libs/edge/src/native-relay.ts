@@ -31,6 +31,8 @@ export interface RelayEnd {
 }
 
 const ADDON = join('native', 'relay', 'build', 'Release', 'relay.node');
+/** relay.c NOTIFY_WITHIN_MS: a report that is not urgent (an accept, a connect, an end) reaches JavaScript within this */
+export const REPORTS_WITHIN_MS = 20;
 const RECORD = 7;
 const REASONS = ['', 'client-closed', 'upstream-closed', 'idle-timeout', 'client-error', 'upstream-error', 'shutdown'];
 const SHUTDOWN = 6;

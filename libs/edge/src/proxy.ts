@@ -11,7 +11,7 @@ import { DnsCache } from './connect';
 import { DecisionClient } from './decide';
 import { SsrfGuard } from './ssrf';
 import { handleFlow, handleNativeFlow, onFlowClosed } from './flow';
-import { nativeRelay, nativeRelayError } from './native-relay';
+import { nativeRelay, nativeRelayError, REPORTS_WITHIN_MS } from './native-relay';
 import { inheritedListenerFd, LISTEN_BACKLOG, nativeIntakeFits } from './shared-listeners';
 import type { ListeningMessage } from './shared-listeners';
 import { EdgeMetrics } from './observe';
@@ -260,9 +260,9 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       stopping = true;
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const l of nativeListeners) l.close();
-      // a connection the relay accepted just before is reported within 20 ms (or at once with
-      // its hello): it is then a flow like the others, which the drain below waits for
-      if (nativeListeners.length) await new Promise((r) => setTimeout(r, 25));
+      // a connection the relay accepted just before is reported within REPORTS_WITHIN_MS (at once
+      // with its hello): it is then a flow like the others, which the drain below waits for
+      if (nativeListeners.length) await new Promise((r) => setTimeout(r, REPORTS_WITHIN_MS + 5));
       if (flows > 0) log.info({ activeFlows: flows, drainTimeoutMs: edge.drainTimeoutMs }, 'edge draining');
       const until = Date.now() + edge.drainTimeoutMs;
       while (flows > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));

@@ -218,12 +218,8 @@ export function groupPids(pgid: number): number[] {
 
 /** utime+stime of the processes (all their threads), in milliseconds. */
 export function cpuMs(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const f = statFields(pid);
-    if (f) ticks += Number(f[11]) + Number(f[12]); // fields 14 and 15: utime, stime
-  }
-  return (ticks * 1000) / ticksPerSecond();
+  const { user, sys } = cpuSplitMs(pids);
+  return user + sys;
 }
 
 /** utime and stime of the processes (all their threads), in milliseconds, kept apart. */
@@ -233,8 +229,8 @@ export function cpuSplitMs(pids: number[]): { user: number; sys: number } {
   for (const pid of pids) {
     const f = statFields(pid);
     if (f) {
-      u += Number(f[11]);
-      k += Number(f[12]);
+      u += Number(f[11]); // field 14: utime
+      k += Number(f[12]); // field 15: stime
     }
   }
   return { user: (u * 1000) / ticksPerSecond(), sys: (k * 1000) / ticksPerSecond() };
