@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "relay",
-      "sources": ["relay.c"],
+      "sources": ["relay.c", "hello.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lpthread"]
     }

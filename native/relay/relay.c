@@ -43,7 +43,17 @@
  *           (a non-blocking connect with a deadline); record 104 [id, 1 connected | 0 failed, 0, 104,
  *           errno]; once connected it relays as after attach(); after a failure JS refuses
  *   refuse(id, reply|null, graceful): graceful sends reply, half-closes, discards what the client
- *           still sends until it closes (at most 2 s); otherwise closes at once
+ *           still sends until it closes (at most 2 s); otherwise closes at once. A flow the express
+ *           lane already relays is closed at once either way.
+ *
+ * The express lane (hello.c, libs/edge express.ts): JS gives routes, each a decision it made that
+ * the relay may repeat. A complete hello whose server name (read as libs/sniff reads it, plain
+ * cases only) matches a route for the same listener, client address and ECH flag, while the
+ * route holds and the intake flows open are well under JS's connection limits, is connected
+ * straight to the route's address; JS gets record 105 [id, route id] instead of the hello, then
+ * 104 as after its own connect.
+ *   route(listener, peer, sni, ech, address, port, ttlMs, routeId, idleMs, timeoutMs) -> boolean
+ *   clearRoutes()   expressLimits(maxFlows, maxPerSource)   helloSni(bytes) -> [name, ech] | null
  * Accepted connections have negative ids; every one ends with an end record.
  */
 #define _GNU_SOURCE
@@ -65,6 +75,7 @@
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#include "hello.h"
 
 /* One read's most. Copying through user space 256 KiB at a time beat splice(2) through a pipe
  * (which this relay used past 256 KiB a direction) on the bulk benchmark here: 1.19-1.23x the
@@ -80,7 +91,7 @@
 #define MAX_EVENTS 256
 
 enum { R_NONE = 0, R_CLIENT_CLOSED, R_UPSTREAM_CLOSED, R_IDLE, R_CLIENT_ERROR, R_UPSTREAM_ERROR, R_SHUTDOWN };
-enum { EV_ACCEPTED = 100, EV_HELLO, EV_FD_LIMIT, EV_ACCEPT_ERROR, EV_CONNECTED };
+enum { EV_ACCEPTED = 100, EV_HELLO, EV_FD_LIMIT, EV_ACCEPT_ERROR, EV_CONNECTED, EV_EXPRESS };
 enum { H_COMPLETE = 0, H_CLOSED, H_TIMEOUT, H_FULL };
 /* RELAY: both sockets, bytes flowing; SNIFF: reading the client's first bytes; WAIT: JS is
  * deciding and connecting; LINGER: refused, discarding the client's bytes until it closes */
@@ -92,6 +103,9 @@ enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER, ST_CONNECTING };
 #define MAX_LISTENERS 16
 #define HBUCKETS 4096
 #define NOTIFY_WITHIN_MS 20 /* libs/edge native-relay.ts REPORTS_WITHIN_MS */
+/* the express lane's routes: at most this many (libs/edge express.ts MAX_ROUTES), in this many chains */
+#define MAX_ROUTES 4096
+#define ROUTE_BUCKETS 1024
 
 typedef struct flow flow;
 typedef struct {
@@ -129,7 +143,37 @@ struct flow {
   int64_t deadline;
   size_t cap;
   flow *hnext;
+  /* native intake: the listener that accepted it and the client's address as JS got it (the
+   * express lane's key) */
+  int lidx;
+  char peer[INET6_ADDRSTRLEN];
+  /* the intake flows open from that address (counted from accept to finish), or NULL */
+  struct source *src;
 };
+
+/* Intake flows open per client address: the express lane stays within JS's connection limits. */
+typedef struct source {
+  struct source *next;
+  int count;
+  char peer[INET6_ADDRSTRLEN];
+} source;
+#define SOURCE_BUCKETS 1024
+
+/* The express lane: a route is a decision JS made and may be repeated without asking it. The
+ * same listener, client address, server name and ECH flag within `expires` connect straight to
+ * `sa` (the address JS checked), and JS hears of the flow as EV_EXPRESS [id, route id]. */
+typedef struct route {
+  struct route *next;
+  int lidx, ech;
+  char peer[INET6_ADDRSTRLEN];
+  char sni[256];
+  size_t sni_len;
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  int64_t expires;
+  double rid;
+  int idle_ms, timeout_ms;
+} route;
 
 /* a listening socket: s.i == 2 tells it from a flow's side in an epoll event */
 typedef struct {
@@ -140,7 +184,7 @@ typedef struct {
   int64_t resume_at;
 } lsn;
 
-enum { C_REFUSE = 1, C_ATTACH, C_UNLISTEN, C_CONNECT };
+enum { C_REFUSE = 1, C_ATTACH, C_UNLISTEN, C_CONNECT, C_ROUTE, C_ROUTES_CLEAR };
 typedef struct cmd {
   struct cmd *next;
   int type;
@@ -188,6 +232,13 @@ typedef struct {
   /* kept open so that at EMFILE one connection can still be accepted, audited and closed */
   int spare_fd;
   flow *table[HBUCKETS];
+  route *routes[ROUTE_BUCKETS];
+  int nroutes;
+  /* JS's limits (edge.maxConnections as clamped, edge.maxConnectionsPerSource; 0: no express
+   * lane) and the intake flows open, in all and per client address */
+  int max_flows, max_per_source;
+  int intake_open;
+  source *sources[SOURCE_BUCKETS];
   lsn listeners[MAX_LISTENERS];
   char scratch[SCRATCH];
   int64_t last_sweep;
@@ -277,6 +328,50 @@ static flow *lookup(relay_t *r, double id) {
   return NULL;
 }
 
+static unsigned text_hash(const char *t) {
+  uint32_t h = 2166136261u;
+  for (; *t; t++) h = (h ^ (unsigned char)*t) * 16777619u;
+  return h;
+}
+
+/* One more intake flow open from `peer`: its count (NULL when out of memory: not counted). */
+static source *source_open(relay_t *r, const char *peer) {
+  source **p = &r->sources[text_hash(peer) & (SOURCE_BUCKETS - 1)];
+  for (source *s = *p; s; s = s->next)
+    if (strcmp(s->peer, peer) == 0) {
+      s->count++;
+      r->intake_open++;
+      return s;
+    }
+  source *s = calloc(1, sizeof(source));
+  if (!s) return NULL;
+  memcpy(s->peer, peer, sizeof(s->peer));
+  s->count = 1;
+  s->next = *p;
+  *p = s;
+  r->intake_open++;
+  return s;
+}
+
+static void source_done(relay_t *r, source *s) {
+  r->intake_open--;
+  if (--s->count > 0) return;
+  source **p = &r->sources[text_hash(s->peer) & (SOURCE_BUCKETS - 1)];
+  while (*p && *p != s) p = &(*p)->next;
+  if (*p) *p = s->next;
+  free(s);
+}
+
+/* Room under a limit for the express lane: JS counts a flow as closed only when its end report
+ * arrives (up to NOTIFY_WITHIN_MS later), so near a limit the relay leaves the flow to JS, which
+ * refuses exactly at it. */
+static int under(int open, int limit) {
+  int margin = limit / 8;
+  if (margin > 64) margin = 64;
+  if (margin < 1) margin = 1;
+  return open <= limit - margin;
+}
+
 static void finish(relay_t *r, flow *f, int reason, int err) {
   if (f->dead) return;
   f->dead = 1;
@@ -289,6 +384,10 @@ static void finish(relay_t *r, flow *f, int reason, int err) {
     if (f->s[i].fd >= 0) close(f->s[i].fd);
     free(f->d[i].buf);
     f->d[i].buf = NULL;
+  }
+  if (f->src) {
+    source_done(r, f->src);
+    f->src = NULL;
   }
   if (f->id < 0) {
     flow **p = bucket(r, f->id);
@@ -468,6 +567,101 @@ static void hello_out(relay_t *r, flow *f, int how) {
   emit(r, f->id, how, 0, EV_HELLO, 0, f->d[0].buf, f->d[0].len);
 }
 
+/* ---- the express lane ---- */
+
+static void connect_failed(relay_t *r, flow *f, int err);
+
+static unsigned route_hash(int lidx, int ech, const char *peer, const char *sni, size_t sni_len) {
+  uint32_t h = 2166136261u ^ (uint32_t)(lidx * 2 + ech);
+  for (const char *p = peer; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  for (size_t i = 0; i < sni_len; i++) h = (h ^ (unsigned char)sni[i]) * 16777619u;
+  return h & (ROUTE_BUCKETS - 1);
+}
+
+static route **route_slot(relay_t *r, int lidx, int ech, const char *peer, const char *sni, size_t sni_len) {
+  route **p = &r->routes[route_hash(lidx, ech, peer, sni, sni_len)];
+  for (; *p; p = &(*p)->next) {
+    route *rt = *p;
+    if (rt->lidx == lidx && rt->ech == ech && rt->sni_len == sni_len && memcmp(rt->sni, sni, sni_len) == 0 && strcmp(rt->peer, peer) == 0) break;
+  }
+  return p;
+}
+
+/* A new route replaces the one with its key; past MAX_ROUTES, it is not kept. */
+static void route_put(relay_t *r, route *rt) {
+  route **p = route_slot(r, rt->lidx, rt->ech, rt->peer, rt->sni, rt->sni_len);
+  if (*p) {
+    route *old = *p;
+    rt->next = old->next;
+    *p = rt;
+    free(old);
+    return;
+  }
+  if (r->nroutes >= MAX_ROUTES) {
+    free(rt);
+    return;
+  }
+  rt->next = NULL;
+  *p = rt;
+  r->nroutes++;
+}
+
+static void routes_clear(relay_t *r) {
+  for (int b = 0; b < ROUTE_BUCKETS; b++) {
+    while (r->routes[b]) {
+      route *rt = r->routes[b];
+      r->routes[b] = rt->next;
+      free(rt);
+    }
+  }
+  r->nroutes = 0;
+}
+
+/* A non-blocking connect for f's upstream with a deadline; a failure at once is reported as one
+ * after the deadline would be (EV_CONNECTED, failed) and the flow waits for JS's refusal. */
+static void start_connect(relay_t *r, flow *f, const struct sockaddr *sa, socklen_t salen, int timeout, int idle, int64_t now) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  f->idle_ms = idle;
+  if (fd >= 0) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) err = errno;
+  }
+  if (timeout <= 0) timeout = 10000;
+  if (timeout < r->min_deadline_ms) __atomic_store_n(&r->min_deadline_ms, timeout, __ATOMIC_RELAXED);
+  if (err) {
+    if (fd >= 0) close(fd);
+    f->state = ST_WAIT;
+    emit(r, f->id, 0, 0, EV_CONNECTED, err, NULL, 0);
+    return;
+  }
+  f->s[1].fd = fd;
+  f->state = ST_CONNECTING;
+  f->deadline = now + timeout;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[1]};
+  if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) return connect_failed(r, f, errno);
+  f->s[1].registered = 1;
+}
+
+/* A complete hello: a route for it connects at once (JS hears EV_EXPRESS, then EV_CONNECTED as
+ * after its own connect); otherwise the bytes go to JS. */
+static void hello_done(relay_t *r, flow *f) {
+  int max_flows = __atomic_load_n(&r->max_flows, __ATOMIC_RELAXED), per_source = __atomic_load_n(&r->max_per_source, __ATOMIC_RELAXED);
+  if (r->nroutes > 0 && f->src && max_flows > 0 && under(r->intake_open, max_flows) && under(f->src->count, per_source)) {
+    char name[256];
+    int ech = 0;
+    size_t len = hello_sni((const unsigned char *)f->d[0].buf, f->d[0].len, name, &ech);
+    route *rt = len ? *route_slot(r, f->lidx, ech, f->peer, name, len) : NULL;
+    int64_t now = now_ms();
+    if (rt && now < rt->expires) {
+      emit(r, f->id, rt->rid, 0, EV_EXPRESS, 0, NULL, 0);
+      return start_connect(r, f, (const struct sockaddr *)&rt->sa, rt->salen, rt->timeout_ms, rt->idle_ms, now);
+    }
+  }
+  hello_out(r, f, H_COMPLETE);
+}
+
 static void sniff_read(relay_t *r, flow *f) {
   dir *d = &f->d[0];
   for (;;) {
@@ -487,7 +681,7 @@ static void sniff_read(relay_t *r, flow *f) {
        * the FIN already came (it brings none): then read on to the end. The relay starts from
        * this readiness, without a read to find out. */
       f->s[0].readable = (size_t)n == want || f->s[0].rdhup;
-      if (hello_final((const unsigned char *)d->buf, d->len)) return hello_out(r, f, H_COMPLETE);
+      if (hello_final((const unsigned char *)d->buf, d->len)) return hello_done(r, f);
       if (!f->s[0].readable) return;
       continue;
     }
@@ -574,6 +768,9 @@ static void on_accept(relay_t *r, lsn *l, int64_t now) {
     }
     f->id = r->next_cid;
     f->state = ST_SNIFF;
+    f->lidx = l->idx;
+    memcpy(f->peer, addr, sizeof(addr));
+    f->src = source_open(r, addr);
     f->deadline = now + l->sniff_ms;
     f->d[0].buf = buf;
     f->cap = 4096;
@@ -736,7 +933,24 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
       free(c);
       continue;
     }
+    if (c->type == C_ROUTE) {
+      route_put(r, (route *)c->buf);
+      free(c);
+      continue;
+    }
+    if (c->type == C_ROUTES_CLEAR) {
+      routes_clear(r);
+      free(c);
+      continue;
+    }
     flow *f = lookup(r, c->id);
+    if (f && !f->dead && c->type == C_REFUSE && f->state == ST_RELAY) {
+      /* an express flow JS refused (over a connection limit) after its upstream answered: closed */
+      finish(r, f, R_NONE, 0);
+      free(c->buf);
+      free(c);
+      continue;
+    }
     if (!f || f->dead || f->state == ST_RELAY || f->state == ST_LINGER || (c->type != C_REFUSE && f->state != ST_WAIT)) {
       /* gone already (its end record is on its way) or refused twice: nothing to do */
       if (c->fd >= 0) close(c->fd);
@@ -745,31 +959,8 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
       continue;
     }
     if (c->type == C_CONNECT) {
-      int fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      int err = fd < 0 ? errno : 0;
-      f->idle_ms = c->idle;
-      if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(fd, (struct sockaddr *)&c->sa, c->salen) != 0 && errno != EINPROGRESS) err = errno;
-      }
-      int timeout = c->timeout > 0 ? c->timeout : 10000;
-      if (timeout < r->min_deadline_ms) __atomic_store_n(&r->min_deadline_ms, timeout, __ATOMIC_RELAXED);
+      start_connect(r, f, (const struct sockaddr *)&c->sa, c->salen, c->timeout, c->idle, now);
       free(c);
-      if (err) {
-        if (fd >= 0) close(fd);
-        emit(r, f->id, 0, 0, EV_CONNECTED, err, NULL, 0);
-        continue;
-      }
-      f->s[1].fd = fd;
-      f->state = ST_CONNECTING;
-      f->deadline = now + timeout;
-      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[1]};
-      if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        connect_failed(r, f, errno);
-        continue;
-      }
-      f->s[1].registered = 1;
       continue;
     }
     if (c->type == C_REFUSE) {
@@ -1081,6 +1272,13 @@ static void cleanup(void *arg) {
   }
   for (int l = 0; l < MAX_LISTENERS; l++)
     if (r->listeners[l].open) close(r->listeners[l].fd);
+  routes_clear(r);
+  for (int b = 0; b < SOURCE_BUCKETS; b++)
+    while (r->sources[b]) {
+      source *src = r->sources[b];
+      r->sources[b] = src->next;
+      free(src);
+    }
   if (r->spare_fd >= 0) close(r->spare_fd);
   if (r->ep >= 0) close(r->ep);
   if (r->evfd >= 0) close(r->evfd);
@@ -1480,6 +1678,127 @@ static napi_value js_attach(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* an IPv4 or IPv6 address and a port as a socket address; 0: not an address, or no such port */
+static int socket_address(const char *addr, int port, struct sockaddr_storage *sa, socklen_t *salen) {
+  if (port <= 0 || port >= 65536) return 0;
+  memset(sa, 0, sizeof(*sa));
+  struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+  if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *salen = sizeof(*v4);
+    return 1;
+  }
+  if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *salen = sizeof(*v6);
+    return 1;
+  }
+  return 0;
+}
+
+/*
+ * route(listener, peer, sni, ech, address, port, ttlMs, routeId, idleMs, timeoutMs) -> boolean:
+ * for ttlMs, a complete hello naming sni (as hello_sni reads it; ech: whether it has an ECH
+ * extension) from the client address peer (as record 100 gave it) on that listener connects
+ * straight to address:port. false: not an address, or a name too long.
+ */
+static napi_value js_route(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10], result;
+  relay_t *r = state(env);
+  int32_t lidx, port, ttl, idle, timeout;
+  bool ech = false;
+  double rid;
+  char addr[INET6_ADDRSTRLEN + 8];
+  size_t alen, plen;
+  route *rt = calloc(1, sizeof(route));
+  if (!rt) return throw_error(env, "out of memory");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 10 || napi_get_value_int32(env, argv[0], &lidx) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], rt->peer, sizeof(rt->peer), &plen) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], rt->sni, sizeof(rt->sni), &rt->sni_len) != napi_ok || napi_get_value_bool(env, argv[3], &ech) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[4], addr, sizeof(addr), &alen) != napi_ok || napi_get_value_int32(env, argv[5], &port) != napi_ok ||
+      napi_get_value_int32(env, argv[6], &ttl) != napi_ok || napi_get_value_double(env, argv[7], &rid) != napi_ok || napi_get_value_int32(env, argv[8], &idle) != napi_ok ||
+      napi_get_value_int32(env, argv[9], &timeout) != napi_ok) {
+    free(rt);
+    return throw_error(env, "route(listener, peer, sni, ech, address, port, ttlMs, routeId, idleMs, timeoutMs)");
+  }
+  bool ok = r->started && lidx >= 0 && lidx < MAX_LISTENERS && ttl > 0 && rt->sni_len > 0 && rt->sni_len < sizeof(rt->sni) - 1 && plen < sizeof(rt->peer) - 1 &&
+            socket_address(addr, port, &rt->sa, &rt->salen);
+  if (!ok) {
+    free(rt);
+  } else {
+    rt->lidx = lidx;
+    rt->ech = ech ? 1 : 0;
+    rt->expires = now_ms() + ttl;
+    rt->rid = rid;
+    rt->idle_ms = idle;
+    rt->timeout_ms = timeout;
+    cmd *c = calloc(1, sizeof(cmd));
+    if (!c) {
+      free(rt);
+      return throw_error(env, "out of memory");
+    }
+    c->type = C_ROUTE;
+    c->fd = -1;
+    c->buf = (char *)rt;
+    push_cmd(r, c);
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+/* expressLimits(maxFlows, maxPerSource): the express lane connects only well under both (JS's
+ * edge.maxConnections and maxConnectionsPerSource); 0: not at all (the default) */
+static napi_value js_express_limits(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t flows, per_source;
+  relay_t *r = state(env);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int32(env, argv[0], &flows) != napi_ok || napi_get_value_int32(env, argv[1], &per_source) != napi_ok)
+    return throw_error(env, "expressLimits(maxFlows, maxPerSource)");
+  __atomic_store_n(&r->max_flows, flows > 0 ? flows : 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&r->max_per_source, per_source > 0 ? per_source : 0, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+/* clearRoutes(): every route goes (a new policy version, the policy watch lost) */
+static napi_value js_clear_routes(napi_env env, napi_callback_info info) {
+  relay_t *r = state(env);
+  if (!r->started) return NULL;
+  cmd *c = calloc(1, sizeof(cmd));
+  if (!c) return throw_error(env, "out of memory");
+  c->type = C_ROUTES_CLEAR;
+  c->fd = -1;
+  push_cmd(r, c);
+  return NULL;
+}
+
+/* helloSni(bytes) -> [name, ech] | null: hello_sni on those bytes (for tests) */
+static napi_value js_hello_sni(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result, v;
+  void *data;
+  size_t len;
+  char name[256];
+  int ech = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok)
+    return throw_error(env, "helloSni(bytes)");
+  size_t n = hello_sni(data, len, name, &ech);
+  if (!n) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_string_utf8(env, name, n, &v);
+  napi_set_element(env, result, 0, v);
+  napi_get_boolean(env, ech != 0, &v);
+  napi_set_element(env, result, 1, v);
+  return result;
+}
+
 /* connect(id, address, port, timeoutMs, idleMs) -> boolean (false: not an IP address) */
 static napi_value js_connect(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -1494,22 +1813,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
       napi_get_value_int32(env, argv[3], &timeout) != napi_ok || napi_get_value_int32(env, argv[4], &idle) != napi_ok)
     return throw_error(env, "connect(id, address, port, timeoutMs, idleMs)");
   cmd *c = calloc(1, sizeof(cmd));
-  bool ok = false;
-  if (c && port > 0 && port < 65536) {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&c->sa;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->sa;
-    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons((uint16_t)port);
-      c->salen = sizeof(*v4);
-      ok = true;
-    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons((uint16_t)port);
-      c->salen = sizeof(*v6);
-      ok = true;
-    }
-  }
+  bool ok = c && socket_address(addr, port, &c->sa, &c->salen);
   if (ok) {
     c->type = C_CONNECT;
     c->id = id;
@@ -1541,6 +1845,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"refuse", NULL, js_refuse, NULL, NULL, NULL, napi_default, NULL},
       {"attach", NULL, js_attach, NULL, NULL, NULL, napi_default, NULL},
       {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"route", NULL, js_route, NULL, NULL, NULL, napi_default, NULL},
+      {"clearRoutes", NULL, js_clear_routes, NULL, NULL, NULL, napi_default, NULL},
+      {"expressLimits", NULL, js_express_limits, NULL, NULL, NULL, napi_default, NULL},
+      {"helloSni", NULL, js_hello_sni, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

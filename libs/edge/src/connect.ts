@@ -22,6 +22,12 @@ export class DnsCache {
     this.cache = new LRUCache({ max: opts.maxEntries });
   }
 
+  /** How much longer the cached answer for `name` holds (ms; 0: none, or a failure). */
+  freshFor(name: string): number {
+    const hit = this.cache.peek(name);
+    return hit && !hit.error ? Math.max(0, hit.expires - Date.now()) : 0;
+  }
+
   async resolve(name: string): Promise<string[]> {
     const hit = this.cache.get(name);
     if (hit && hit.expires > Date.now()) {
@@ -46,6 +52,12 @@ export class DnsCache {
     this.cache.set(name, { addresses, expires: Date.now() + Math.max(1_000, ttl) });
     return addresses;
   }
+}
+
+/** How much longer resolveName's answer for `name` holds (ms): static and literal answers always do. */
+export function answerFreshFor(name: string, overrides: Readonly<Record<string, readonly string[]>>, dns?: DnsCache): number {
+  if (overrides[name] || isIP(name)) return Number.MAX_SAFE_INTEGER;
+  return dns ? dns.freshFor(name) : 0;
 }
 
 export async function resolveName(name: string, overrides: Readonly<Record<string, readonly string[]>>, dns?: DnsCache): Promise<string[]> {

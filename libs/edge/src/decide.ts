@@ -126,6 +126,11 @@ export class DecisionClient {
   private outbox: DecideStreamRequest[] = [];
   private flushScheduled = false;
   readonly stats = { l1Hits: 0, l1Misses: 0, calls: 0, streamCalls: 0, unaryCalls: 0, failures: 0 };
+  /**
+   * Runs when verdicts held so far may no longer hold: a new policy version, or the policy watch
+   * lost (the edge's express routes repeat L1 verdicts, and go with them).
+   */
+  onInvalidate: (() => void) | undefined;
 
   constructor(
     private readonly opts: { address: string; nodeId: string; decideTimeoutMs: number; l1Size: number; failMode: 'closed' | 'open'; serveStaleMs: number; log: Logger; tls?: TlsFiles | undefined },
@@ -177,6 +182,7 @@ export class DecisionClient {
       this.watch = undefined;
       if (this.watchUp || this.watchDownSince === 0) this.watchDownSince = Date.now();
       this.watchUp = false;
+      this.onInvalidate?.();
       this.watchTimer = setTimeout(() => this.openWatch(), 500);
     };
     stream.on('error', retry);
@@ -190,10 +196,32 @@ export class DecisionClient {
     // Entries of the old version stay, unreachable for normal hits (they are checked against the
     // version), so that serveStaleMs can still use them while the policy service is unreachable.
     this.versionChangedAt = Date.now();
+    this.onInvalidate?.();
   }
 
   private key(i: DecideInput): string {
     return `${i.connectHost || i.sni}|${i.port}|${i.sourceIp}|${i.ech ? (i.echGrease ? 'g' : 'e') : ''}|${i.connectHost || i.sni ? '' : i.noNameReason}`;
+  }
+
+  /**
+   * The L1 entry behind `verdict` (just given for `input`) and how much longer L1 answers with it
+   * (ms): the entry's own expiry, while it is of the current version and the policy watch is up
+   * (not its grace after a loss, when L1 stops answering within a second). undefined: L1 does
+   * not hold it (a stale or fail-mode verdict, no caching, a newer version).
+   */
+  heldVerdict(input: DecideInput, verdict: Verdict): { verdict: Verdict; freshMs: number } | undefined {
+    if (!this.watchUp || (verdict.source !== 'l1' && verdict.source !== 'service')) return undefined;
+    const hit = this.l1.peek(this.key(input));
+    if (!hit || hit.version < this.version) return undefined;
+    const h = hit.verdict;
+    const same = h === verdict || (h.verdict === verdict.verdict && h.ruleId === verdict.ruleId && h.reason === verdict.reason && h.policyVersion === verdict.policyVersion);
+    const freshMs = hit.expires - Date.now();
+    return same && freshMs > 0 ? { verdict: h, freshMs } : undefined;
+  }
+
+  /** A verdict L1 gave without a lookup here (the express lane repeating it): counted as a hit. */
+  countL1Hit(): void {
+    this.stats.l1Hits++;
   }
 
   decide(input: DecideInput): Promise<Verdict> {

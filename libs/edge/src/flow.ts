@@ -7,10 +7,10 @@ import { encodeFlowEnd, encodeFlowStart } from '@portcullis/flow-events';
 import type { FlowEnd, FlowStart } from '@portcullis/flow-events';
 import { isoTimestamp } from '@portcullis/platform';
 import type { LineWriter, ListenerConfig, Logger } from '@portcullis/platform';
-import { connectUpstream } from './connect';
+import { answerFreshFor, connectUpstream } from './connect';
 import type { ConnectOptions, ConnectResult, DnsCache } from './connect';
 import type { DecideInput, DecisionClient, Verdict } from './decide';
-import { ACCESS_DENIED_ALERT, fromHello, intake } from './intake';
+import { ACCESS_DENIED_ALERT, fromHello, intake, namedHello } from './intake';
 import type { Intake } from './intake';
 import { idleWatch } from './idle';
 import type { IdleWatch } from './idle';
@@ -18,6 +18,7 @@ import { endStage, FlowTrace } from './observe';
 import type { EdgeMetrics } from './observe';
 import type { SsrfGuard } from './ssrf';
 import type { NativeClient, NativeRelay, RelayEnd } from './native-relay';
+import type { ExpressRoutes, Route } from './express';
 
 export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT, INTERNAL_ERROR_ALERT } from './intake';
 
@@ -43,6 +44,8 @@ export interface FlowContext {
   track(socket: Socket): void;
   /** the native data plane (edge.relay: native); absent: every flow relays in JavaScript */
   nativeRelay?: NativeRelay;
+  /** the express lane's routes (native intake; absent: off) */
+  express?: ExpressRoutes;
   /** true once a drain has timed out: flows still open are closed with reason `shutdown` */
   shuttingDown(): boolean;
 }
@@ -95,6 +98,9 @@ class FlowCore {
   learned!: Intake;
   srcAddress = '';
   src = '';
+  /** the last decision asked (ask) and its answer */
+  input: DecideInput | undefined;
+  verdict: Verdict | undefined;
 
   constructor(readonly ctx: FlowContext) {
     this.spans = new FlowTrace({ listener: ctx.listener.name, flowId: this.flowId });
@@ -202,10 +208,32 @@ class FlowCore {
     const decideStarted = performance.now();
     const input: DecideInput = { sni, connectHost, port: learned.port, sourceIp: this.srcAddress, protocol: learned.protocol, ech: learned.ech, echGrease: learned.echGrease, noNameReason: sni || connectHost ? '' : learned.noNameReason, listener: ctx.listener.name, flowId: this.flowId, traceparent: FlowTrace.propagate(span) };
     const verdict = await ctx.decider.decide(input);
+    this.input = input;
+    this.verdict = verdict;
     ctx.metrics.decide.record((performance.now() - decideStarted) / 1000, { source: verdict.source });
     ctx.metrics.l1.add(1, { result: verdict.source === 'l1' ? 'hit' : 'miss' });
     endStage(span, { sni, connectHost, verdict: verdict.verdict, ruleId: verdict.ruleId, reason: verdict.reason, source: verdict.source, policyVersion: verdict.policyVersion });
     return verdict;
+  }
+
+  /** The express lane's decision: the route's L1 verdict, counted and traced as an L1 hit. */
+  repeat(verdict: Verdict): void {
+    const { ctx, learned } = this;
+    const span = this.spans.stage('edge.decide');
+    ctx.decider.countL1Hit();
+    ctx.metrics.decide.record(0, { source: 'l1' });
+    ctx.metrics.l1.add(1, { result: 'hit' });
+    endStage(span, { sni: learned.sni, connectHost: '', verdict: verdict.verdict, ruleId: verdict.ruleId, reason: verdict.reason, source: 'l1', policyVersion: verdict.policyVersion, express: true });
+  }
+
+  /** Allowed, but the upstream could not be had: flow.start says why, and what the client gets. */
+  unreachable(verdict: Verdict, conn: Extract<ConnectResult, { ok: false }>): { refuse: Buffer; reason: string } {
+    const { learned, dstName } = this;
+    // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
+    const refusedHere = conn.reason === 'private-destination' || conn.reason === 'sni-mismatch';
+    this.begin(refusedHere ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
+    this.closeReason = conn.reason;
+    return { refuse: learned.replies.unreachable(conn.reason, conn.detail), reason: conn.reason };
   }
 
   /** decide → connect: an upstream (flow.start written), or what to refuse the client with (closeReason set). */
@@ -235,12 +263,7 @@ class FlowCore {
     // every key written out, absent ones undefined: conditional spreads make V8 build the object slowly
     const conn = await connectUpstream(name, port, { resolve: ctx.resolve, timeoutMs: ctx.connectTimeoutMs, guard: ctx.guard, allowPrivate: verdict.allowPrivate, dns: ctx.dns, originalAddress: learned.originalDst?.address, dial });
     endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
-    if (!conn.ok) {
-      // Allowed by policy but refused or failed here: the record says why (private-destination, dns-failed...).
-      const refusedHere = conn.reason === 'private-destination' || conn.reason === 'sni-mismatch';
-      this.begin(refusedHere ? { ...verdict, verdict: 'deny', reason: conn.reason, detail: conn.detail } : { ...verdict, detail: `${verdict.detail}; ${conn.detail}` }, dstName);
-      return refuse(learned.replies.unreachable(conn.reason, conn.detail), conn.reason);
-    }
+    if (!conn.ok) return this.unreachable(verdict, conn);
     if (conn.socket) ctx.track(conn.socket);
     this.begin(verdict, `${conn.address}:${port}`);
     return { upstream: conn.socket, address: conn.address };
@@ -375,7 +398,11 @@ export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, r
   let learned: Intake;
   if (refusedBy) learned = refusedIntake(refusedBy);
   else {
-    const { bytes, how } = await client.sniffed();
+    const { bytes, how, route: routeId } = await client.sniffed();
+    if (routeId !== undefined) {
+      relaySpan = await expressFlow(core, client, ctx, ctx.express?.get(routeId), sniffSpan);
+      return report();
+    }
     const r = readClientHello(bytes);
     // the thread stops where the reader would: need-more here is a close, a timeout or a full buffer
     learned = fromHello(r.kind !== 'need-more' ? r : how === 'full' ? { kind: 'too-large' } : how === 'timeout' ? { kind: 'timeout' } : { kind: 'closed' }, bytes);
@@ -384,12 +411,7 @@ export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, r
   }
   core.sniffed(learned, refusedBy, sniffSpan, client.remoteAddress, client.remotePort);
   // one checked address: the thread connects (no Node socket at all); several: Happy Eyeballs in Node, then attach
-  const dial = async (address: string, port: number, timeoutMs: number): Promise<ConnectResult> => {
-    const r = await client.connect(address, port, timeoutMs, ctx.idleTimeoutMs);
-    if (r.ok) return { ok: true, address };
-    if (r.code === 'ETIMEDOUT') return { ok: false, reason: 'connect-timeout', detail: `no answer from ${address} port ${port} within ${timeoutMs} ms` };
-    return { ok: false, reason: r.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed', detail: `${address}:${port}: ${r.code}` };
-  };
+  const dial = async (address: string, port: number, timeoutMs: number): Promise<ConnectResult> => dialed(address, port, timeoutMs, await client.connect(address, port, timeoutMs, ctx.idleTimeoutMs));
   const decided = await core.decideAndConnect(dial);
   if ('refuse' in decided) {
     client.refuse(decided.refuse, decided.reason !== 'fd-limit');
@@ -397,12 +419,62 @@ export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, r
   }
   relaySpan = core.spans.stage('edge.relay');
   const upstream = decided.upstream;
+  if (!upstream && !refusedBy) offerRoute(core, client, ctx, decided.address);
   if (upstream && !client.attach(upstream, ctx.idleTimeoutMs)) {
     core.closeReason ||= 'client-closed';
     upstream.destroy();
     client.refuse(null, false);
   }
   report();
+}
+
+/** What the thread's own connect to one address came to, as connectUpstream says it. */
+function dialed(address: string, port: number, timeoutMs: number, r: { ok: true } | { ok: false; code: string }): ConnectResult {
+  if (r.ok) return { ok: true, address };
+  if (r.code === 'ETIMEDOUT') return { ok: false, reason: 'connect-timeout', detail: `no answer from ${address} port ${port} within ${timeoutMs} ms` };
+  return { ok: false, reason: r.code === 'ECONNREFUSED' ? 'connect-refused' : 'connect-failed', detail: `${address}:${port}: ${r.code}` };
+}
+
+/**
+ * The express lane's flow: the relay matched a route and is connecting to its address. The same
+ * stages, spans and records as an L1 hit; the relay span it opens (or none, when refused).
+ */
+async function expressFlow(core: FlowCore, client: NativeClient, ctx: FlowContext, route: Route | undefined, sniffSpan: ReturnType<FlowTrace['stage']>): Promise<ReturnType<FlowTrace['stage']>> {
+  const port = ctx.listener.upstreamPort;
+  if (!route) {
+    // cannot happen (routes are known for a generation after they are cleared): never relay unaudited
+    core.sniffed(namedHello('', false, port), undefined, sniffSpan, client.remoteAddress, client.remotePort);
+    core.begin({ verdict: 'deny', ruleId: '', reason: 'policy-unavailable', detail: 'express route unknown', policyVersion: ctx.decider.policyVersion, wouldDeny: false }, '');
+    core.closeReason = 'policy-unavailable';
+    client.kill();
+    return undefined;
+  }
+  if (ctx.express) ctx.express.taken++;
+  core.sniffed(namedHello(route.sni, route.ech, port), undefined, sniffSpan, client.remoteAddress, client.remotePort);
+  core.repeat(route.verdict);
+  const connectSpan = core.spans.stage('edge.connect', { name: route.sni, port });
+  const conn = dialed(route.address, port, ctx.connectTimeoutMs, await client.connectDone());
+  endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
+  if (!conn.ok) {
+    const refused = core.unreachable(route.verdict, conn);
+    client.refuse(refused.refuse, true);
+    return undefined;
+  }
+  core.begin(route.verdict, `${route.address}:${port}`);
+  return core.spans.stage('edge.relay');
+}
+
+/**
+ * After a flow the thread connected to one checked address: while L1 and the name's DNS answer
+ * hold, the relay may repeat the decision for the same client, listener and hello (express.ts).
+ */
+function offerRoute(core: FlowCore, client: NativeClient, ctx: FlowContext, address: string): void {
+  const { learned, input, verdict } = core;
+  if (!ctx.express || !input || !verdict || verdict.verdict !== 'allow' || learned.outcome !== 'sni_found' || learned.connectHost || learned.refusal) return;
+  const held = ctx.decider.heldVerdict(input, verdict);
+  if (!held) return;
+  const ttlMs = Math.min(held.freshMs, answerFreshFor(learned.sni, ctx.resolve, ctx.dns));
+  ctx.express.add(client.listener, client.remoteAddress, { verdict: held.verdict, sni: learned.sni, ech: learned.ech, address, port: learned.port }, ttlMs, ctx.idleTimeoutMs, ctx.connectTimeoutMs);
 }
 
 const kHandOff = Symbol('portcullis.handoff');

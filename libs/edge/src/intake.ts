@@ -193,6 +193,11 @@ export async function readProxyStage(client: Socket, listener: ListenerConfig, d
 
 // ---------------------------------------------------------------- sni
 
+/** The intake of a hello the relay read itself (the express lane): a name, TLS, no bytes held here. */
+export function namedHello(sni: string, ech: boolean, port: number): Intake {
+  return { sni, connectHost: '', port, protocol: 'tls', ech, echGrease: ech, noNameReason: '', outcome: 'sni_found', forward: [], replies: tlsReplies, tunnel: false };
+}
+
 /** What a complete (or abandoned) ClientHello tells us. */
 export function fromHello(r: HelloResult | { kind: 'timeout' | 'closed' }, data: Buffer): Intake {
   switch (r.kind) {

@@ -21,6 +21,10 @@ interface Addon {
   connect(id: number, address: string, port: number, timeoutMs: number, idleMs: number): boolean;
   adopt(clientFd: number, upstreamFd: number, id: number, idleMs: number, upFirst: Buffer | null, downFirst: Buffer | null, flags: number): boolean;
   killAll(reason: number): void;
+  route(listener: number, peer: string, sni: string, ech: boolean, address: string, port: number, ttlMs: number, routeId: number, idleMs: number, timeoutMs: number): boolean;
+  clearRoutes(): void;
+  expressLimits(maxFlows: number, maxPerSource: number): void;
+  helloSni(bytes: Buffer): [string, boolean] | null;
 }
 
 export interface RelayEnd {
@@ -41,6 +45,7 @@ const EV_HELLO = 101;
 const EV_FD_LIMIT = 102;
 const EV_ACCEPT_ERROR = 103;
 const EV_CONNECTED = 104;
+const EV_EXPRESS = 105;
 const HOW = ['complete', 'closed', 'timeout', 'full'] as const;
 const NO_BYTES = Buffer.alloc(0);
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
@@ -123,7 +128,11 @@ export interface Sniffed {
   bytes: Buffer;
   /** complete: the TLS framing says the hello ended (or cannot be one); closed, timeout, full (64 KiB) */
   how: (typeof HOW)[number];
+  /** the express lane took it: the thread matched this route (NativeRelay.route) and is connecting (bytes: none) */
+  route?: number;
 }
+
+type ConnectOutcome = { ok: true } | { ok: false; code: string };
 
 export interface NativeListenerEvents {
   accepted(client: NativeClient): void;
@@ -141,7 +150,9 @@ export class NativeClient {
   private sniffWaiter: ((s: Sniffed) => void) | undefined;
   private endInfo: RelayEnd | undefined;
   private endWaiter: ((end: RelayEnd) => void) | undefined;
-  private connectWaiter: ((r: { ok: true } | { ok: false; code: string }) => void) | undefined;
+  private connectWaiter: ((r: ConnectOutcome) => void) | undefined;
+  /** the outcome of a connect nobody waited for yet (the express lane's own) */
+  private connectOutcome: ConnectOutcome | undefined;
   private answered = false;
 
   constructor(
@@ -149,6 +160,8 @@ export class NativeClient {
     readonly id: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
+    /** the relay's index of the listener that accepted it */
+    readonly listener = -1,
   ) {}
 
   /** The thread has closed the client (its end report came). */
@@ -174,6 +187,13 @@ export class NativeClient {
     this.addon.refuse(this.id, reply && reply.length ? reply : null, graceful);
   }
 
+  /** Closed at once, whatever it is doing (an express flow's upstream included). */
+  kill(): void {
+    if (this.endInfo) return;
+    this.answered = true;
+    this.addon.refuse(this.id, null, false);
+  }
+
   /**
    * The upstream takes over: the thread sends it the sniffed bytes, then relays both ways (the
    * upstream's buffered bytes go to the client first) and the Node socket is closed. false:
@@ -197,9 +217,19 @@ export class NativeClient {
    * The thread connects to `address` itself (no Node socket), and once connected relays as after
    * attach(). Resolves with the outcome; after a failure the caller refuses.
    */
-  connect(address: string, port: number, timeoutMs: number, idleMs: number): Promise<{ ok: true } | { ok: false; code: string }> {
+  connect(address: string, port: number, timeoutMs: number, idleMs: number): Promise<ConnectOutcome> {
     if (this.answered || this.endInfo || this.connectWaiter) return Promise.resolve({ ok: false, code: 'ECONNABORTED' });
     if (!this.addon.connect(this.id, address, port, Math.max(1, Math.min(timeoutMs, 0x7fffffff)), Math.max(0, Math.min(idleMs, 0x7fffffff)))) return Promise.resolve({ ok: false, code: 'EINVAL' });
+    return this.connectDone();
+  }
+
+  /** The outcome of the connect in progress: the express lane's (the thread started it), or connect()'s. */
+  connectDone(): Promise<ConnectOutcome> {
+    const known = this.connectOutcome;
+    if (known) {
+      this.connectOutcome = undefined;
+      return Promise.resolve(known);
+    }
     return new Promise((resolve) => (this.connectWaiter = resolve));
   }
 
@@ -208,7 +238,9 @@ export class NativeClient {
     const w = this.connectWaiter;
     this.connectWaiter = undefined;
     if (ok) this.answered = true;
-    w?.(ok ? { ok: true } : { ok: false, code: errnoNames.get(errno) ?? 'unknown' });
+    const outcome: ConnectOutcome = ok ? { ok: true } : { ok: false, code: errnoNames.get(errno) ?? 'unknown' };
+    if (w) w(outcome);
+    else this.connectOutcome ??= outcome;
   }
 
   /** @internal */
@@ -305,6 +337,35 @@ export class NativeRelay {
     return true;
   }
 
+  /**
+   * The express lane: for ttlMs, a complete ClientHello naming `sni` (ech: with an ECH extension)
+   * from `peer` on that listener connects straight to address:port, without asking JS; JS hears
+   * of the flow as a sniff with this route id. false: not taken (not an address).
+   */
+  route(listener: number, peer: string, sni: string, ech: boolean, address: string, port: number, ttlMs: number, routeId: number, idleMs: number, timeoutMs: number): boolean {
+    return this.addon.route(listener, peer, sni, ech, address, port, Math.max(0, Math.min(Math.floor(ttlMs), 0x7fffffff)), routeId, Math.max(0, Math.min(idleMs, 0x7fffffff)), Math.max(1, Math.min(timeoutMs, 0x7fffffff)));
+  }
+
+  /**
+   * The express lane connects only while the intake flows open, in all and from the client's
+   * address, are well under these (edge.maxConnections as clamped, maxConnectionsPerSource):
+   * near a limit JS decides, and refuses exactly at it. Until this is called it never connects.
+   */
+  expressLimits(maxFlows: number, maxPerSource: number): void {
+    this.addon.expressLimits(Math.max(0, Math.min(maxFlows, 0x7fffffff)), Math.max(0, Math.min(maxPerSource, 0x7fffffff)));
+  }
+
+  /** Every route goes: the next hello of each is decided by JS again. */
+  clearRoutes(): void {
+    this.addon.clearRoutes();
+  }
+
+  /** The server name the express lane reads from these bytes, and whether they carry ECH; null: not a hello it takes. */
+  helloSni(bytes: Buffer): { sni: string; ech: boolean } | null {
+    const r = this.addon.helloSni(bytes);
+    return r ? { sni: r[0], ech: r[1] } : null;
+  }
+
   /** Closes every flow (reason shutdown): the end of a drain. */
   killAll(): void {
     if (this.active > 0) this.addon.killAll(SHUTDOWN);
@@ -352,10 +413,11 @@ export class NativeRelay {
   private onIntake(id: number, code: number, a: number, b: number, errno: number, payload: Buffer | undefined): void {
     if (code === EV_HELLO) return this.clients.get(id)?.deliver({ bytes: payload ?? NO_BYTES, how: HOW[a] ?? 'closed' });
     if (code === EV_CONNECTED) return this.clients.get(id)?.connected(a === 1, errno);
+    if (code === EV_EXPRESS) return this.clients.get(id)?.deliver({ bytes: NO_BYTES, how: 'complete', route: a });
     const events = this.listeners.get(a);
     const address = payload ? payload.toString('latin1') : '';
     if (code === EV_ACCEPTED) {
-      const client = new NativeClient(this.addon, id, address, b);
+      const client = new NativeClient(this.addon, id, address, b, a);
       this.clients.set(id, client);
       if (events) events.accepted(client);
       else client.refuse(null, false); // no handlers: not a listener this relay opened

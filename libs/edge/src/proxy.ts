@@ -15,6 +15,7 @@ import { nativeRelay, nativeRelayError, REPORTS_WITHIN_MS } from './native-relay
 import { inheritedListenerFd, LISTEN_BACKLOG, nativeIntakeFits } from './shared-listeners';
 import type { ListeningMessage } from './shared-listeners';
 import { EdgeMetrics } from './observe';
+import { expressEnabled, ExpressRoutes } from './express';
 
 export interface EdgeHandle {
   /** listener name → bound address, and who accepts and sniffs (native: the relay thread) */
@@ -24,6 +25,8 @@ export interface EdgeHandle {
   activeFlows(): number;
   /** the data plane in use: native (the relay thread) or node (the JavaScript relay) */
   relay: 'native' | 'node';
+  /** flows that took the express lane so far (the relay repeated an L1 decision: express.ts) */
+  expressFlows(): number;
   ready(): boolean;
   stop(): Promise<void>;
 }
@@ -106,8 +109,11 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
   const native = edge.relay === 'native' ? nativeRelay() : undefined;
   if (edge.relay === 'native' && !native) log.warn({ err: nativeRelayError() }, 'edge.relay is native but the relay addon is missing: relaying in JavaScript');
   if (native) native.onReportError = (err) => log.error({ err }, 'native relay: a flow report failed');
+  const express = native && expressEnabled() ? new ExpressRoutes(native) : undefined;
+  if (express) decider.onInvalidate = () => express.clear();
   const fds = descriptorBudget(edge.maxConnections, log);
   const maxConnections = fds.maxConnections;
+  express?.limits(maxConnections, edge.maxConnectionsPerSource);
   const acceptErrors = meter().createCounter('portcullis_accept_errors_total', { description: 'Connections a listener could not take: accept() errors by code, and fd-limit (closed at once, the descriptors all but spent)' });
   const perSource = new Map<string, number>();
   /** client sockets open (admitted or being refused): with `flows` upstream sockets, the descriptors flows hold */
@@ -176,6 +182,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       report: (encoded: string) => publisher.publishEncoded(encoded),
       track,
       ...(native ? { nativeRelay: native } : {}),
+      ...(express ? { express } : {}),
       shuttingDown: () => shuttingDown,
     };
     const acceptError = (code: string, err?: string): void => {
@@ -212,6 +219,9 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
           const src = client.remoteAddress;
           const refusal = admitFrom(src);
           if (refusal === 'fd-limit') acceptError('fd-limit');
+          // refused now, not after the audit's awaits: the relay may have taken the flow's hello
+          // down the express lane meanwhile (then it is closed, whatever it was doing)
+          if (refusal) client.refuse(null, refusal !== 'fd-limit');
           handleNativeFlow(client, ctx, refusal, refusal ? releaseRefused : () => releaseAdmitted(src)).catch((err: unknown) => {
             log.error({ err, listener: listener.name }, 'flow handler failed');
             client.refuse(null, false);
@@ -227,7 +237,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
       // the primary counts its workers' listeners (node:cluster's own 'listening' covers only its sockets)
       if (cluster.isWorker) process.send?.({ portcullis: 'native-listening', listener: listener.name } satisfies ListeningMessage, undefined, undefined, () => undefined);
       listeners[listener.name] = { host, port: bound.port, intake: 'native' };
-      log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${bound.port}`, upstreamPort: listener.upstreamPort, relay: 'native', relayThread: native.threaded, intake: 'native' }, 'edge listening');
+      log.info({ listener: listener.name, mode: listener.mode, listen: `${host}:${bound.port}`, upstreamPort: listener.upstreamPort, relay: 'native', relayThread: native.threaded, intake: 'native', express: express !== undefined }, 'edge listening');
       continue;
     }
     await new Promise<void>((resolve, reject) => {
@@ -252,6 +262,7 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
     publisher,
     activeFlows: () => flows,
     relay: native ? 'native' : 'node',
+    expressFlows: () => express?.taken ?? 0,
     // ready: listening, and hearing from the policy service (or a fail mode that does not need it);
     // an edge that would refuse everything should not get clients from the load balancer
     ready: () => !stopping && servers.every((s) => s.listening) && (decider.connected || edge.failMode === 'open'),
