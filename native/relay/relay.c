@@ -113,6 +113,10 @@ typedef struct {
   int i;
   int fd;
   int registered;
+  /* the relay made this descriptor (accept4, socket) and nothing else holds its file: closing it
+   * takes it out of the epoll set, with no EPOLL_CTL_DEL first. A descriptor dup()ed from a Node
+   * socket (adopt, attach) is not owned: its file outlives our close until Node closes its own. */
+  int owned;
   /* edge-triggered readiness, as the last event left it and the last call found it: recv may
    * have bytes (or the end) to give; send may take bytes */
   int readable, writable;
@@ -380,7 +384,7 @@ static void finish(relay_t *r, flow *f, int reason, int err) {
     f->err = err;
   }
   for (int i = 0; i < 2; i++) {
-    if (f->s[i].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[i].fd, NULL);
+    if (f->s[i].registered && !f->s[i].owned) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[i].fd, NULL);
     if (f->s[i].fd >= 0) close(f->s[i].fd);
     free(f->d[i].buf);
     f->d[i].buf = NULL;
@@ -637,6 +641,7 @@ static void start_connect(relay_t *r, flow *f, const struct sockaddr *sa, sockle
     return;
   }
   f->s[1].fd = fd;
+  f->s[1].owned = 1;
   f->state = ST_CONNECTING;
   f->deadline = now + timeout;
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &f->s[1]};
@@ -775,6 +780,7 @@ static void on_accept(relay_t *r, lsn *l, int64_t now) {
     f->d[0].buf = buf;
     f->cap = 4096;
     f->s[0].fd = fd;
+    f->s[0].owned = 1;
     f->s[1].fd = -1;
     for (int i = 0; i < 2; i++) {
       f->s[i].f = f;
@@ -883,10 +889,11 @@ static void begin_relay(relay_t *r, flow *f, int64_t now) {
 /* The upstream socket of a flow not yet relaying (a failed connect, a refusal while connecting) goes. */
 static void drop_upstream(relay_t *r, flow *f) {
   if (f->s[1].fd < 0) return;
-  if (f->s[1].registered) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[1].fd, NULL);
+  if (f->s[1].registered && !f->s[1].owned) epoll_ctl(r->ep, EPOLL_CTL_DEL, f->s[1].fd, NULL);
   close(f->s[1].fd);
   f->s[1].fd = -1;
   f->s[1].registered = 0;
+  f->s[1].owned = 0;
   f->s[1].readable = f->s[1].writable = f->s[1].rdhup = 0;
 }
 

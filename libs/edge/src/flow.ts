@@ -17,7 +17,7 @@ import type { IdleWatch } from './idle';
 import { endStage, FlowTrace } from './observe';
 import type { EdgeMetrics } from './observe';
 import type { SsrfGuard } from './ssrf';
-import type { NativeClient, NativeRelay, RelayEnd } from './native-relay';
+import type { NativeClient, NativeRelay, RelayEnd, Sniffed } from './native-relay';
 import type { ExpressRoutes, Route } from './express';
 
 export { ACCESS_DENIED_ALERT, DECODE_ERROR_ALERT, INTERNAL_ERROR_ALERT } from './intake';
@@ -374,50 +374,82 @@ export async function handleFlow(client: Socket, ctx: FlowContext, refusedBy?: s
 /**
  * A connection the relay thread accepted and sniffed (native intake, SNI listeners): the same
  * stages as handleFlow, with no Node socket for the client. The thread holds the client's bytes;
- * a refusal or the upstream goes back to it. `onClosed` runs once the thread has closed the client.
+ * a refusal or the upstream goes back to it. A hello the express lane took goes on without a
+ * promise (expressFlow). `onClosed` runs once the thread has closed the client; `onError` gets
+ * what a stage threw (a bug, not the client's doing).
  */
-export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, refusedBy: string | undefined, onClosed: () => void): Promise<void> {
+export function handleNativeFlow(client: NativeClient, ctx: FlowContext, refusedBy: string | undefined, onClosed: () => void, onError: (err: unknown) => void): void {
   const core = new FlowCore(ctx);
-  let relaySpan: ReturnType<FlowTrace['stage']> = undefined;
-  let closed: RelayEnd | undefined;
-  // The thread's end report can come before flow.start is written (a client gone while the
-  // decision was pending, or the thread's own connect answered in the same batch as the end):
-  // flow.end waits for flow.start.
-  const report = (): void => {
-    if (!closed || !core.startEvent) return;
-    endStage(relaySpan, { bytesUp: closed.bytesUp, bytesDown: closed.bytesDown });
-    core.end(closed.bytesUp, closed.bytesDown);
-  };
-  client.onEnd((end) => {
-    core.closeReason ||= end.reason;
-    closed = end;
-    report();
-    onClosed();
-  });
+  const ending = new NativeEnding(core, client, onClosed);
   const sniffSpan = refusedBy ? undefined : core.spans.stage('edge.sniff');
-  let learned: Intake;
-  if (refusedBy) learned = refusedIntake(refusedBy);
-  else {
-    const { bytes, how, route: routeId } = await client.sniffed();
-    if (routeId !== undefined) {
-      relaySpan = await expressFlow(core, client, ctx, ctx.express?.get(routeId), sniffSpan);
-      return report();
-    }
-    const r = readClientHello(bytes);
-    // the thread stops where the reader would: need-more here is a close, a timeout or a full buffer
-    learned = fromHello(r.kind !== 'need-more' ? r : how === 'full' ? { kind: 'too-large' } : how === 'timeout' ? { kind: 'timeout' } : { kind: 'closed' }, bytes);
-    learned.port = ctx.listener.upstreamPort;
-    learned.forward = [];
+  if (refusedBy) {
+    decideNative(core, ending, client, ctx, refusedIntake(refusedBy), refusedBy, sniffSpan).catch(onError);
+    return;
   }
+  client.onSniffed((sniffed) => {
+    if (sniffed.route === undefined) {
+      decideNative(core, ending, client, ctx, learnedFrom(sniffed, ctx.listener.upstreamPort), undefined, sniffSpan).catch(onError);
+      return;
+    }
+    try {
+      expressFlow(core, ending, client, ctx, ctx.express?.get(sniffed.route), sniffSpan);
+    } catch (err) {
+      onError(err);
+    }
+  });
+}
+
+/**
+ * flow.end of a native-intake flow: once the thread has closed the client and flow.start is out.
+ * The thread's end report can come first (a client gone while the decision was pending, or the
+ * thread's own connect answered in the same batch as the end): flow.end then waits for flow.start.
+ */
+class NativeEnding {
+  relaySpan: ReturnType<FlowTrace['stage']> = undefined;
+  private closed: RelayEnd | undefined;
+
+  constructor(
+    private readonly core: FlowCore,
+    client: NativeClient,
+    onClosed: () => void,
+  ) {
+    client.onEnd((end) => {
+      core.closeReason ||= end.reason;
+      this.closed = end;
+      this.report();
+      onClosed();
+    });
+  }
+
+  report(): void {
+    const closed = this.closed;
+    if (!closed || !this.core.startEvent) return;
+    endStage(this.relaySpan, { bytesUp: closed.bytesUp, bytesDown: closed.bytesDown });
+    this.core.end(closed.bytesUp, closed.bytesDown);
+  }
+}
+
+/** What the thread read of a hello it handed to JS. */
+function learnedFrom({ bytes, how }: Sniffed, port: number): Intake {
+  const r = readClientHello(bytes);
+  // the thread stops where the reader would: need-more here is a close, a timeout or a full buffer
+  const learned = fromHello(r.kind !== 'need-more' ? r : how === 'full' ? { kind: 'too-large' } : how === 'timeout' ? { kind: 'timeout' } : { kind: 'closed' }, bytes);
+  learned.port = port;
+  learned.forward = [];
+  return learned;
+}
+
+/** decide → connect → relay for a native-intake flow the express lane did not take. */
+async function decideNative(core: FlowCore, ending: NativeEnding, client: NativeClient, ctx: FlowContext, learned: Intake, refusedBy: string | undefined, sniffSpan: ReturnType<FlowTrace['stage']>): Promise<void> {
   core.sniffed(learned, refusedBy, sniffSpan, client.remoteAddress, client.remotePort);
   // one checked address: the thread connects (no Node socket at all); several: Happy Eyeballs in Node, then attach
   const dial = async (address: string, port: number, timeoutMs: number): Promise<ConnectResult> => dialed(address, port, timeoutMs, await client.connect(address, port, timeoutMs, ctx.idleTimeoutMs));
   const decided = await core.decideAndConnect(dial);
   if ('refuse' in decided) {
     client.refuse(decided.refuse, decided.reason !== 'fd-limit');
-    return report();
+    return ending.report();
   }
-  relaySpan = core.spans.stage('edge.relay');
+  ending.relaySpan = core.spans.stage('edge.relay');
   const upstream = decided.upstream;
   if (!upstream && !refusedBy) offerRoute(core, client, ctx, decided.address);
   if (upstream && !client.attach(upstream, ctx.idleTimeoutMs)) {
@@ -425,7 +457,7 @@ export async function handleNativeFlow(client: NativeClient, ctx: FlowContext, r
     upstream.destroy();
     client.refuse(null, false);
   }
-  report();
+  ending.report();
 }
 
 /** What the thread's own connect to one address came to, as connectUpstream says it. */
@@ -437,9 +469,10 @@ function dialed(address: string, port: number, timeoutMs: number, r: { ok: true 
 
 /**
  * The express lane's flow: the relay matched a route and is connecting to its address. The same
- * stages, spans and records as an L1 hit; the relay span it opens (or none, when refused).
+ * stages, spans and records as an L1 hit, without a promise: each step runs from the relay's
+ * report of it.
  */
-async function expressFlow(core: FlowCore, client: NativeClient, ctx: FlowContext, route: Route | undefined, sniffSpan: ReturnType<FlowTrace['stage']>): Promise<ReturnType<FlowTrace['stage']>> {
+function expressFlow(core: FlowCore, ending: NativeEnding, client: NativeClient, ctx: FlowContext, route: Route | undefined, sniffSpan: ReturnType<FlowTrace['stage']>): void {
   const port = ctx.listener.upstreamPort;
   if (!route) {
     // cannot happen (routes are known for a generation after they are cleared): never relay unaudited
@@ -447,21 +480,21 @@ async function expressFlow(core: FlowCore, client: NativeClient, ctx: FlowContex
     core.begin({ verdict: 'deny', ruleId: '', reason: 'policy-unavailable', detail: 'express route unknown', policyVersion: ctx.decider.policyVersion, wouldDeny: false }, '');
     core.closeReason = 'policy-unavailable';
     client.kill();
-    return undefined;
+    return ending.report();
   }
   if (ctx.express) ctx.express.taken++;
   core.sniffed(namedHello(route.sni, route.ech, port), undefined, sniffSpan, client.remoteAddress, client.remotePort);
   core.repeat(route.verdict);
   const connectSpan = core.spans.stage('edge.connect', { name: route.sni, port });
-  const conn = dialed(route.address, port, ctx.connectTimeoutMs, await client.connectDone());
-  endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
-  if (!conn.ok) {
-    const refused = core.unreachable(route.verdict, conn);
-    client.refuse(refused.refuse, true);
-    return undefined;
-  }
-  core.begin(route.verdict, `${route.address}:${port}`);
-  return core.spans.stage('edge.relay');
+  client.onConnected((outcome) => {
+    const conn = dialed(route.address, port, ctx.connectTimeoutMs, outcome);
+    endStage(connectSpan, conn.ok ? { dst: conn.address } : { reason: conn.reason, detail: conn.detail });
+    if (conn.ok) {
+      core.begin(route.verdict, `${route.address}:${port}`);
+      ending.relaySpan = core.spans.stage('edge.relay');
+    } else client.refuse(core.unreachable(route.verdict, conn).refuse, true);
+    ending.report();
+  });
 }
 
 /**

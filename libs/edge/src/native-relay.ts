@@ -169,9 +169,10 @@ export class NativeClient {
     return this.endInfo !== undefined;
   }
 
-  sniffed(): Promise<Sniffed> {
-    if (this.sniffedBytes) return Promise.resolve(this.sniffedBytes);
-    return new Promise((resolve) => (this.sniffWaiter = resolve));
+  /** Runs once, with what the thread read (or that the express lane took it): at once if that is known already. */
+  onSniffed(fn: (s: Sniffed) => void): void {
+    if (this.sniffedBytes) fn(this.sniffedBytes);
+    else this.sniffWaiter = fn;
   }
 
   /** Runs once, when the thread has closed the client: counts and reason (at once if it already has). */
@@ -223,14 +224,16 @@ export class NativeClient {
     return this.connectDone();
   }
 
-  /** The outcome of the connect in progress: the express lane's (the thread started it), or connect()'s. */
-  connectDone(): Promise<ConnectOutcome> {
+  /** Runs once, with the outcome of the connect in progress (the express lane's, or connect()'s): at once if it is known already. */
+  onConnected(fn: (o: ConnectOutcome) => void): void {
     const known = this.connectOutcome;
-    if (known) {
-      this.connectOutcome = undefined;
-      return Promise.resolve(known);
-    }
-    return new Promise((resolve) => (this.connectWaiter = resolve));
+    this.connectOutcome = undefined;
+    if (known) fn(known);
+    else this.connectWaiter = fn;
+  }
+
+  private connectDone(): Promise<ConnectOutcome> {
+    return new Promise((resolve) => this.onConnected(resolve));
   }
 
   /** @internal */

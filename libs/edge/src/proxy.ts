@@ -222,14 +222,14 @@ export async function startEdgeProxy(config: Readonly<PortcullisConfig>, deps: E
           // refused now, not after the audit's awaits: the relay may have taken the flow's hello
           // down the express lane meanwhile (then it is closed, whatever it was doing)
           if (refusal) client.refuse(null, refusal !== 'fd-limit');
-          handleNativeFlow(client, ctx, refusal, refusal ? releaseRefused : () => releaseAdmitted(src)).catch((err: unknown) => {
+          handleNativeFlow(client, ctx, refusal, refusal ? releaseRefused : () => releaseAdmitted(src), (err: unknown) => {
             log.error({ err, listener: listener.name }, 'flow handler failed');
-            client.refuse(null, false);
+            client.kill();
           });
         },
         fdLimit: (address, peerPort) => {
           acceptError('fd-limit');
-          handleNativeFlow(native.closedClient(address, peerPort, 'fd-limit'), ctx, 'fd-limit', () => undefined).catch((err: unknown) => log.error({ err, listener: listener.name }, 'flow handler failed'));
+          handleNativeFlow(native.closedClient(address, peerPort, 'fd-limit'), ctx, 'fd-limit', () => undefined, (err: unknown) => log.error({ err, listener: listener.name }, 'flow handler failed'));
         },
         acceptError: (code) => acceptError(code),
       }, cluster.isWorker ? inheritedListenerFd(listener.name) : undefined);
