@@ -28,11 +28,12 @@ export interface PublisherOptions {
  * call returns with fewer than a batch queued: sending those at once let a second, small call
  * follow every windowed one (at ~2,000 events/s: 74 calls for 400 events, 50 or fewer now).
  * Each call costs the edge ~50 µs of CPU whatever it carries (client CPU per event: 7.6-9.3 µs in
- * batches of 13, 3.6-5.2 in batches of 26, a micro-benchmark). A 10 ms window would halve the
- * calls at full load but doubles what a killed edge loses; an in-run A/B could not tell the two
- * windows apart (1.05x, rounds 0.79-1.45x), so it stays at 5 ms.
+ * batches of 13, 3.6-5.2 in batches of 26, a micro-benchmark). Once the express lane had taken
+ * most of the per-flow work out of JavaScript, the calls showed: a 20 ms window took 0.94x the
+ * edge's CPU per new connection of the 5 ms one in the same rounds (user time 146 -> 114 ms per
+ * 1,000). 10 ms halves the calls at full load while a SIGKILLed edge loses at most 10 ms of events.
  */
-export const FLUSH_WINDOW_MS = 5;
+export const FLUSH_WINDOW_MS = 10;
 
 export class FlowPublisher {
   private queue: string[] = [];
