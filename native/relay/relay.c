@@ -169,7 +169,7 @@ typedef struct source {
 typedef struct route {
   struct route *next;
   int lidx, ech;
-  char peer[INET6_ADDRSTRLEN];
+  char peer[64];
   char sni[256];
   size_t sni_len;
   struct sockaddr_storage sa;
@@ -935,6 +935,8 @@ static void run_commands(relay_t *r, cmd *list, int64_t now) {
       if (l->open) {
         if (!l->paused) epoll_ctl(r->ep, EPOLL_CTL_DEL, l->fd, NULL);
         close(l->fd);
+        /* its slot may be another listener's next: no route of this one may outlive it */
+        routes_clear(r);
         __atomic_store_n(&l->open, 0, __ATOMIC_RELEASE); /* the slot is free for listen() again */
       }
       free(c);

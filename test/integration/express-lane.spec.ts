@@ -4,8 +4,6 @@
 // leaves the hello to it), a repeated flow is relayed and audited like the first, and nothing the
 // edge must re-decide goes express: a new policy version, an expired verdict, a connection limit,
 // an upstream that went away.
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,22 +17,12 @@ import { mutate, mutationArb } from '../../libs/sniff/src/testing/arbitraries';
 import { builtHellos } from '../../libs/sniff/src/testing/built-hellos';
 import { modelHelloArb } from '../../libs/sniff/src/testing/properties';
 import { admin, adminClient } from '../support/grpc';
+import { helloSniAgrees } from '../support/hello-sni';
 import { startStack } from '../support/stack';
 import type { Stack } from '../support/stack';
 import { nodeTls } from '../support/tls-client';
 
-const addon = createRequire(__filename)(join(__dirname, '../../native/relay/build/Release/relay.node')) as { helloSni(b: Buffer): [string, boolean] | null };
-
-/** The relay's reading must be libs/sniff's: a name it gives is the name (and ECH flag) the reader gives. */
-function agrees(wire: Buffer): boolean {
-  const c = addon.helloSni(wire);
-  if (!c) return false;
-  const r = readClientHello(wire);
-  if (r.kind !== 'hello') throw new Error(`the relay read ${c[0]} from bytes libs/sniff calls ${r.kind}: ${wire.toString('hex')}`);
-  if (r.hello.sni.kind !== 'name' || r.hello.sni.name !== c[0]) throw new Error(`the relay read ${c[0]}, libs/sniff ${JSON.stringify(r.hello.sni)}: ${wire.toString('hex')}`);
-  if (r.hello.ech.present !== c[1]) throw new Error(`ECH: the relay ${c[1]}, libs/sniff ${r.hello.ech.present}: ${wire.toString('hex')}`);
-  return true;
-}
+const agrees = helloSniAgrees;
 
 describe('express lane: the relay reads hellos as libs/sniff does', () => {
   const seeds = [...Object.values(capturedHellos).map((h) => Buffer.from(h, 'hex')), ...builtHellos.map((b) => b.wire)];
