@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_RECORD_PAYLOAD (16 * 1024)
 #define MAX_NAME 253
 #define MAX_LABEL 63
 

@@ -96,9 +96,8 @@ enum { H_COMPLETE = 0, H_CLOSED, H_TIMEOUT, H_FULL };
 /* RELAY: both sockets, bytes flowing; SNIFF: reading the client's first bytes; WAIT: JS is
  * deciding and connecting; LINGER: refused, discarding the client's bytes until it closes */
 enum { ST_RELAY = 0, ST_SNIFF, ST_WAIT, ST_LINGER, ST_CONNECTING };
-/* libs/sniff: MAX_CLIENT_HELLO_BYTES, MAX_RECORD_PAYLOAD */
+/* libs/sniff: MAX_CLIENT_HELLO_BYTES (MAX_RECORD_PAYLOAD: hello.h) */
 #define MAX_HELLO (64 * 1024)
-#define MAX_RECORD_PAYLOAD (16 * 1024)
 #define LINGER_MS 2000
 #define MAX_LISTENERS 16
 #define HBUCKETS 4096
@@ -332,10 +331,14 @@ static flow *lookup(relay_t *r, double id) {
   return NULL;
 }
 
-static unsigned text_hash(const char *t) {
-  uint32_t h = 2166136261u;
-  for (; *t; t++) h = (h ^ (unsigned char)*t) * 16777619u;
+/* FNV-1a over len bytes, from h (2166136261 to start) */
+static uint32_t fnv(uint32_t h, const char *t, size_t len) {
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)t[i]) * 16777619u;
   return h;
+}
+
+static unsigned text_hash(const char *t) {
+  return fnv(2166136261u, t, strlen(t));
 }
 
 /* One more intake flow open from `peer`: its count (NULL when out of memory: not counted). */
@@ -576,10 +579,7 @@ static void hello_out(relay_t *r, flow *f, int how) {
 static void connect_failed(relay_t *r, flow *f, int err);
 
 static unsigned route_hash(int lidx, int ech, const char *peer, const char *sni, size_t sni_len) {
-  uint32_t h = 2166136261u ^ (uint32_t)(lidx * 2 + ech);
-  for (const char *p = peer; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-  for (size_t i = 0; i < sni_len; i++) h = (h ^ (unsigned char)sni[i]) * 16777619u;
-  return h & (ROUTE_BUCKETS - 1);
+  return fnv(fnv(2166136261u ^ (uint32_t)(lidx * 2 + ech), peer, strlen(peer)), sni, sni_len) & (ROUTE_BUCKETS - 1);
 }
 
 static route **route_slot(relay_t *r, int lidx, int ech, const char *peer, const char *sni, size_t sni_len) {

@@ -24,6 +24,7 @@ interface Addon {
   route(listener: number, peer: string, sni: string, ech: boolean, address: string, port: number, ttlMs: number, routeId: number, idleMs: number, timeoutMs: number): boolean;
   clearRoutes(): void;
   expressLimits(maxFlows: number, maxPerSource: number): void;
+  /** (tests: test/support/hello-sni.ts) */
   helloSni(bytes: Buffer): [string, boolean] | null;
 }
 
@@ -361,12 +362,6 @@ export class NativeRelay {
   /** Every route goes: the next hello of each is decided by JS again. */
   clearRoutes(): void {
     this.addon.clearRoutes();
-  }
-
-  /** The server name the express lane reads from these bytes, and whether they carry ECH; null: not a hello it takes. */
-  helloSni(bytes: Buffer): { sni: string; ech: boolean } | null {
-    const r = this.addon.helloSni(bytes);
-    return r ? { sni: r[0], ech: r[1] } : null;
   }
 
   /** Closes every flow (reason shutdown): the end of a drain. */
