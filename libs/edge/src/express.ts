@@ -34,7 +34,8 @@ export class ExpressRoutes {
    * one just before it took the clear, and that flow still needs its verdict.
    */
   private retired = new Map<number, Route>();
-  private readonly byKey = new Map<string, number>();
+  /** the newest route of each key and when it runs out (Date.now() ms) */
+  private readonly byKey = new Map<string, { id: number; until: number }>();
   private nextId = 1;
   /** flows that took the express lane */
   taken = 0;
@@ -46,16 +47,22 @@ export class ExpressRoutes {
     this.relay.expressLimits(maxFlows, maxPerSource);
   }
 
-  /** Gives the relay a route (replacing the one for the same key); false: not taken. */
+  /**
+   * Gives the relay a route, unless the key has one that has not run out (flows decided while
+   * the relay had not yet taken it, or while it stayed under a limit, find it there). A route
+   * that ran out is replaced, and stays known here until the next clear: the relay may have
+   * matched it for a flow whose report has not arrived yet. false: not taken.
+   */
   add(listener: number, peer: string, r: Omit<Route, 'id'>, ttlMs: number, idleMs: number, timeoutMs: number): boolean {
     if (listener < 0 || ttlMs < 1) return false;
-    if (this.current.size >= MAX_ROUTES) this.clear();
     const key = `${listener}|${peer}|${r.sni}|${r.ech ? 1 : 0}`;
+    const now = Date.now();
+    const known = this.byKey.get(key);
+    if (known && known.until > now) return false;
+    if (this.current.size >= MAX_ROUTES) this.clear();
     const id = this.nextId++;
     if (!this.relay.route(listener, peer, r.sni, r.ech, r.address, r.port, ttlMs, id, idleMs, timeoutMs)) return false;
-    const old = this.byKey.get(key);
-    if (old !== undefined) this.current.delete(old);
-    this.byKey.set(key, id);
+    this.byKey.set(key, { id, until: now + ttlMs });
     this.current.set(id, { id, ...r });
     return true;
   }
@@ -66,7 +73,8 @@ export class ExpressRoutes {
   }
 
   clear(): void {
-    if (this.current.size === 0 && this.retired.size === 0) return;
+    // nothing made since the last clear: the generation before it stays known
+    if (this.current.size === 0) return;
     this.retired = this.current;
     this.current = new Map();
     this.byKey.clear();
