@@ -89,17 +89,17 @@ export function nativeRelay(): NativeRelay | undefined {
 
 /**
  * Where the relay runs: PORTCULLIS_RELAY_THREAD=1 its own thread, =0 Node's loop; unset, its own
- * thread unless the machine has one CPU. With the express lane most hellos never leave the
- * thread, so JavaScript hears from it in batches: on the 2-vCPU bench machine the thread then
- * took 0.90-0.91x the CPU per new connection of Node's loop in two same-run A/Bs (before the
- * lane, every hello crossed threads twice, and the loop cost 1.09x less), and established flows
- * do not wait while JavaScript works on new ones. On one CPU the two would only take turns.
+ * thread when the machine has more than two CPUs. On Node's loop a connection costs less CPU (no
+ * cross-thread wake-ups: 1.09x less per new connection on the 2-vCPU bench machine); on its own
+ * thread established flows do not wait while JavaScript works on new ones (under a storm of new
+ * connections, p50 latency of established flows 1.3x lower there), which a machine with cores to
+ * spare can afford.
  */
 export function relayOnThread(env: NodeJS.ProcessEnv = process.env, cpus = availableParallelism()): boolean {
   const v = env['PORTCULLIS_RELAY_THREAD'];
   if (v === '1') return true;
   if (v === '0') return false;
-  return cpus > 1;
+  return cpus > 2;
 }
 
 /**
@@ -278,9 +278,9 @@ export class NativeRelay {
   onReportError: ((err: unknown) => void) | undefined;
 
   /**
-   * threaded: the relay runs on its own thread (JS and the relay each wake the other across CPUs),
-   * the default with more than one CPU (relayOnThread); else on Node's loop (its epoll descriptor
-   * watched by libuv, no cross-thread wake-up).
+   * threaded: the relay runs on its own thread (JS and the relay each wake the other across CPUs);
+   * else on Node's loop (its epoll descriptor watched by libuv, no cross-thread wake-up), the
+   * default on up to two CPUs (relayOnThread).
    */
   constructor(
     private readonly addon: Addon,
