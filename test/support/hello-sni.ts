@@ -2,6 +2,7 @@
 // a name the relay reads must be the name, and the ECH flag, that libs/sniff reads from the same bytes.
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { readClientHello } from '@portcullis/sniff';
 
 const addon = createRequire(__filename)(join(__dirname, '../../native/relay/build/Release/relay.node')) as { helloSni(b: Buffer): [string, boolean] | null };
@@ -16,3 +17,13 @@ export function helloSniAgrees(wire: Buffer): boolean {
   if (r.hello.ech.present !== c[1]) throw new Error(`ECH: the relay ${c[1]}, libs/sniff ${r.hello.ech.present}: ${wire.toString('hex')}`);
   return true;
 }
+
+/**
+ * Random bytes as a ClientHello body behind a record and handshake header whose lengths fit them,
+ * so every case reaches the body reader (random lengths would stop almost all at the framing).
+ */
+export const framedRandomHelloArb: fc.Arbitrary<Buffer> = fc.tuple(fc.nat({ max: 4 }), fc.uint8Array({ maxLength: 600 })).map(([version, tail]) => {
+  const rest = Buffer.from(tail);
+  const body = 4 + rest.length;
+  return Buffer.concat([Buffer.from([0x16, 0x03, version, (body >> 8) & 0xff, body & 0xff, 0x01, 0, (rest.length >> 8) & 0xff, rest.length & 0xff]), rest]);
+});
