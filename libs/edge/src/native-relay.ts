@@ -281,8 +281,9 @@ export class NativeRelay {
 
   /**
    * threaded: the relay runs on its own thread (JS and the relay each wake the other across CPUs);
-   * else on Node's loop (its epoll descriptor watched by libuv, no cross-thread wake-up), the
-   * default on up to two CPUs (relayOnThread).
+   * else on Node's loop (Node's thread sleeps in the relay's epoll wait, with libuv's epoll
+   * descriptor in the relay's set; no cross-thread wake-up), the default on up to two CPUs
+   * (relayOnThread).
    */
   constructor(
     private readonly addon: Addon,
