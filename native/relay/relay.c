@@ -1251,13 +1251,11 @@ static void on_prepare(uv_prepare_t *h) {
   int64_t now = now_ms();
   int timeout = inline_wait_ms(r, now);
   if (timeout > 0) {
-    /* what Node's loop would wait: watchers started since its last poll are not in its epoll set
-     * yet (it adds them when it polls), so then it must poll at once */
-    int node_ms = 0;
-    if (loop->watcher_queue.next == &loop->watcher_queue) {
-      uv_update_time(loop);
-      node_ms = uv_backend_timeout(loop);
-    }
+    /* what Node's loop would wait: 0 with work pending, immediates, closing handles, or watchers
+     * started since its last poll (not in its epoll set until it polls: libuv 1.46 checks its
+     * watcher queue here); else until its next timer, -1 none */
+    uv_update_time(loop);
+    int node_ms = uv_backend_timeout(loop);
     if (node_ms >= 0 && node_ms < timeout) timeout = node_ms;
   }
   int n = epoll_wait(r->ep, evs, MAX_EVENTS, timeout);

@@ -78,3 +78,71 @@ describe.each([
     expect(exit.at - unlisten.at).toBeLessThan(1_500);
   });
 });
+
+// On Node's loop the relay's wait is where Node's thread sleeps (Node's epoll descriptor is in the
+// relay's set): Node's own timers, immediates, sockets and worker-pool completions must still run
+// on time while a native listener is open and nothing comes to it. A wait that missed them would
+// hold each one until the relay's own next deadline (its sweep, up to a second).
+const NODE_WORK = `
+const relay = require(process.argv[1]);
+const net = require('node:net');
+const fs = require('node:fs');
+relay.start(() => undefined, process.argv[2] === '1');
+const [idx] = relay.listen('127.0.0.1', 0, 16, 10000);
+const lateness = [];
+const rtts = [];
+const sleep = (ms) => new Promise((r) => { const t0 = performance.now(); setTimeout(() => { lateness.push(performance.now() - t0 - ms); r(); }, ms); });
+(async () => {
+  for (let i = 0; i < 10; i++) await sleep(20);
+  const t0 = performance.now();
+  await new Promise((r) => { let n = 0; const step = () => (++n < 1000 ? setImmediate(step) : r()); setImmediate(step); });
+  const immediatesMs = performance.now() - t0;
+  // a server and its client in this process: each round trip needs Node's poll to see two sockets
+  const server = net.createServer((s) => s.on('data', (d) => s.write(d)));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const c = net.connect(server.address().port, '127.0.0.1');
+  await new Promise((r) => c.once('connect', r));
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    await new Promise((r) => { c.once('data', r); c.write('ping'); });
+    rtts.push(performance.now() - t);
+    await sleep(5);
+  }
+  c.destroy();
+  server.close();
+  const f0 = performance.now();
+  await fs.promises.readFile(process.argv[1]);
+  const readMs = performance.now() - f0;
+  console.log(JSON.stringify({ maxLateMs: Math.max(...lateness), maxRttMs: Math.max(...rtts), immediatesMs, readMs }));
+  relay.unlisten(idx);
+})();
+`;
+
+describe.each([
+  ['on Node’s loop', false],
+  ['on its own thread', true],
+])('native relay %s: Node’s own work is not held up by the relay', (_name, threaded) => {
+  it.skipIf(!existsSync(ADDON))('timers, immediates, socket round trips and a file read finish on time while a native listener waits', async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['-e', NODE_WORK, ADDON, threaded ? '1' : '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`still running after 20 s: ${text}`));
+      }, 20_000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(text);
+        else reject(new Error(`exit ${code}: ${text}`));
+      });
+    });
+    const r = JSON.parse(out.trim()) as { maxLateMs: number; maxRttMs: number; immediatesMs: number; readMs: number };
+    // generous bounds for a busy CI machine; a relay that slept through Node's events would be
+    // late by its sweep step (here a second: the sniff deadline is 10 s)
+    expect(r.maxLateMs, JSON.stringify(r)).toBeLessThan(250);
+    expect(r.maxRttMs, JSON.stringify(r)).toBeLessThan(250);
+    expect(r.immediatesMs, JSON.stringify(r)).toBeLessThan(500);
+    expect(r.readMs, JSON.stringify(r)).toBeLessThan(250);
+  });
+});
