@@ -89,13 +89,12 @@ export function nativeRelay(): NativeRelay | undefined {
 
 /**
  * Where the relay runs: PORTCULLIS_RELAY_THREAD=1 its own thread, =0 Node's loop; unset, its own
- * thread when the machine has more than two CPUs. On Node's loop a connection costs less CPU (no
- * cross-thread wake-ups: 1.09x less per new connection on the 2-vCPU bench machine); on its own
- * thread established flows do not wait while JavaScript works on new ones (under a storm of new
- * connections, p50 latency of established flows 1.3x lower there), which a machine with cores to
- * spare can afford. With the express lane the thread took 0.90x the loop's CPU per new connection
- * on the 2-vCPU bench machine (two A/Bs) but moved 0.78-0.89x its bulk MB/s (two A/Bs), so two
- * CPUs keep the loop.
+ * thread when the machine has more than two CPUs. On Node's loop no flow costs a cross-thread
+ * wake-up; on its own thread established flows do not wait while JavaScript works on new ones
+ * (under a storm of new connections, p50 latency of established flows 1.3x lower there), which a
+ * machine with cores to spare can afford. With the express lane the thread took 0.90-0.92x the
+ * loop's CPU per new connection on the 2-vCPU bench machine (three A/Bs) but moved 0.78-0.91x its
+ * bulk MB/s (three A/Bs), so two CPUs keep the loop.
  */
 export function relayOnThread(env: NodeJS.ProcessEnv = process.env, cpus = availableParallelism()): boolean {
   const v = env['PORTCULLIS_RELAY_THREAD'];
