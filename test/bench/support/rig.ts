@@ -39,6 +39,8 @@ export const settings = {
   edgeBDist: process.env['BENCH_EDGE_B_DIST'] ?? '',
   /** adds candidate edge-b: the same edge with this edge.relay (node: the JavaScript relay), to measure the data plane in the same run */
   edgeBRelay: process.env['BENCH_EDGE_B_RELAY'] ?? '',
+  /** adds candidate edge-b: the same edge with its Prometheus endpoint on (metrics.listen), to measure the metrics' per-flow cost in the same run */
+  edgeBMetrics: process.env['BENCH_EDGE_B_METRICS'] === '1',
   /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
   bare: process.env['BENCH_BARE'] === '1',
   /** edge.workers for the edges (0: a single process) */
@@ -417,12 +419,13 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       edge = await startEdge();
       started.push(edge);
-      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBNodeArgs.length || Object.keys(settings.edgeBEnv).length) {
+      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBMetrics || settings.edgeBNodeArgs.length || Object.keys(settings.edgeBEnv).length) {
         const c = cp.config as { edge: Record<string, unknown> };
-        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel } }));
+        const metrics = settings.edgeBMetrics ? { metrics: { listen: `127.0.0.1:${await freePort()}` } } : {};
+        writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel }, ...metrics }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}`);
+        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBMetrics ? ', metrics.listen on (Prometheus endpoint, not scraped during the rounds)' : ''}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
@@ -462,8 +465,10 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
             ? `edge-b (${settings.edgeBDist})`
             : settings.edgeBRelay
               ? `edge-b (relay ${settings.edgeBRelay})`
-              : settings.edgeBNodeArgs.length
-                ? `edge-b (node ${settings.edgeBNodeArgs.join(' ')})`
+              : settings.edgeBMetrics
+                ? 'edge-b (metrics on)'
+                : settings.edgeBNodeArgs.length
+                  ? `edge-b (node ${settings.edgeBNodeArgs.join(' ')})`
                 : Object.keys(settings.edgeBEnv).length
                   ? `edge-b (${process.env['BENCH_EDGE_B_ENV']})`
                   : `edge-b (log ${settings.edgeBLogLevel})`
