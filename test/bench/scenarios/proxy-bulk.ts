@@ -56,6 +56,7 @@ const scenario: BenchScenario = {
         rows.push(targetRatioRow('edge / nginx-stream bulk MB/s (same round)', pairedRatios(pick(e, (r) => r.mbPerS), pick(n, (r) => r.mbPerS)), '>=', 1.0));
         rows.push(targetRatioRow('edge / nginx-stream proxy CPU per GiB (same round)', pairedRatios(pick(e, (r) => r.proxyCpuMsPerGiB), pick(n, (r) => r.proxyCpuMsPerGiB)), '<=', 1.2));
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
+      if (res.edge && res['nginx-audit']) rows.push(valueRow('edge / nginx-audit bulk MB/s (same round)', pairedRatios(pick(res.edge, (r) => r.mbPerS), pick(res['nginx-audit'], (r) => r.mbPerS)), '×'));
       if (res.edge && res['edge-b']) rows.push(valueRow(`${rig.label('edge-b')} / ${rig.label('edge')} proxy CPU per GiB (same round)`, pairedRatios(pick(res['edge-b'], (r) => r.proxyCpuMsPerGiB), pick(res.edge, (r) => r.proxyCpuMsPerGiB)), '×'));
       for (const c of cands) {
         notes.push(`${rig.label(c)}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPerGiB)))} ms per GiB;${c.startsWith('edge') ? ` redis-server + policy-service ${sig(median(pick(res[c], (r) => r.sideCpuMsPerGiB)))} ms per GiB;` : ''} ${pick(res[c], (r) => r.bodies).join('/')} bodies per round; ${pick(res[c], (r) => r.errors).reduce((a, b) => a + b, 0)} wrk errors`);

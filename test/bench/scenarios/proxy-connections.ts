@@ -71,6 +71,11 @@ const scenario: BenchScenario = {
         rows.push(targetRatioRow('edge / nginx-stream new connections/s (same round)', pairedRatios(pick(e, (r) => r.connPerS), pick(n, (r) => r.connPerS)), '>=', 1.0));
         rows.push(targetRatioRow('edge / nginx-stream proxy CPU per connection (same round)', pairedRatios(pick(e, (r) => r.proxyCpuMsPer1k), pick(n, (r) => r.proxyCpuMsPer1k)), '<=', 1.5));
       } else notes.push(`no edge/nginx comparison: ${JSON.stringify(rig.skipped)}`);
+      if (res.edge && res['nginx-audit']) {
+        // the same comparison with nginx doing what the edge must on every connection (no target: explanation)
+        rows.push(valueRow('edge / nginx-audit new connections/s (same round)', pairedRatios(pick(res.edge, (r) => r.connPerS), pick(res['nginx-audit'], (r) => r.connPerS)), '×'));
+        rows.push(valueRow('edge / nginx-audit proxy CPU per connection (same round)', pairedRatios(pick(res.edge, (r) => r.proxyCpuMsPer1k), pick(res['nginx-audit'], (r) => r.proxyCpuMsPer1k)), '×'));
+      }
       if (res.edge && res['edge-b']) rows.push(valueRow(`${rig.label('edge-b')} / ${rig.label('edge')} proxy CPU per connection (same round)`, pairedRatios(pick(res['edge-b'], (r) => r.proxyCpuMsPer1k), pick(res.edge, (r) => r.proxyCpuMsPer1k)), '×'));
       if (res.edge && res['node-bare']) rows.push(valueRow('edge / node-bare proxy CPU per connection (same round): the edge\'s own work over Node\'s floor', pairedRatios(pick(res.edge, (r) => r.proxyCpuMsPer1k), pick(res['node-bare'], (r) => r.proxyCpuMsPer1k)), '×'));
       for (const c of cands) {

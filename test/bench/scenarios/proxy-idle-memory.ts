@@ -30,6 +30,7 @@ async function restart(rig: Rig, c: Candidate): Promise<void> {
   else if (c === 'edge-b') await rig.restartEdge('b');
   else if (c === 'node-bare') await rig.restartBare();
   else if (c === 'nginx-stream') await rig.restartNginxStream();
+  else if (c === 'nginx-audit') await rig.restartNginxAudit();
 }
 
 const scenario: BenchScenario = {
