@@ -1,11 +1,16 @@
 // `npm run bench`: runs every scenario in test/bench/scenarios (or those whose file name contains one
 // of the words on the command line) and writes bench-results/<date>.{md,json}. Scenarios report
 // ratios to a baseline measured in the same run, because these machines are shared and noisy.
+// Each scenario runs in a Node process of its own (this file again, with --one), as it would alone:
+// in one shared process the policy engine's decisions/s came out 2-4x lower after the scenarios
+// before it had run their code in that process (V8's type feedback and heap left by them), a
+// MISSED that a run of that scenario alone did not show.
 // A failing scenario is reported and the others still run; child processes a scenario started are
 // stopped after it, and killed if the bench is interrupted. Exit code 1 when a scenario failed.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchScenario, BenchRow } from './types';
 import { stopAll } from './support/procs';
@@ -32,7 +37,48 @@ function gitRevision(): string {
   }
 }
 
+interface Result {
+  scenario: string;
+  file: string;
+  rows: BenchRow[];
+  notes: string[];
+  failed?: string;
+  seconds: number;
+}
+
+/** One scenario, in this process (started by main with --one): its result goes to the file `out`. */
+async function runOne(f: string, out: string): Promise<number> {
+  const t0 = Date.now();
+  let name = f;
+  let result: Result;
+  try {
+    const mod = (await import(join(__dirname, 'scenarios', f))) as { default: BenchScenario };
+    name = mod.default.name;
+    console.log(`# ${name}`);
+    const res = await mod.default.run();
+    for (const r of res.rows) {
+      console.log(`  ${r.metric}: ${r.value} ${r.unit}${range(r) ? ` [${range(r)}]` : ''}${r.ratio !== undefined ? ` ratio ${r.ratio.toFixed(2)}` : ''}${r.target ? ` (target ${r.target}${r.met === undefined ? '' : r.met ? ': met' : ': MISSED'})` : ''}`);
+    }
+    for (const n of res.notes ?? []) console.log(`  note: ${n}`);
+    result = { scenario: name, file: f, rows: res.rows, notes: res.notes ?? [], seconds: (Date.now() - t0) / 1000 };
+  } catch (err) {
+    if ((err as { skip?: boolean }).skip) {
+      console.log(`  skipped: ${(err as Error).message}`);
+      result = { scenario: name, file: f, rows: [], notes: [`skipped: ${(err as Error).message}`], seconds: (Date.now() - t0) / 1000 };
+    } else {
+      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      console.error(`  FAILED: ${msg}`);
+      result = { scenario: name, file: f, rows: [], notes: [], failed: msg.split('\n').slice(0, 12).join('\n'), seconds: (Date.now() - t0) / 1000 };
+    }
+  } finally {
+    await stopAll(); // whatever the scenario left running
+  }
+  writeFileSync(out, JSON.stringify(result));
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (process.argv[2] === '--one') return runOne(process.argv[3] as string, process.argv[4] as string);
   const dir = join(__dirname, 'scenarios');
   const only = process.argv.slice(2);
   const files = readdirSync(dir).filter((f) => f.endsWith('.ts') && (only.length === 0 || only.some((o) => f.includes(o))));
@@ -40,33 +86,37 @@ async function main(): Promise<number> {
     console.error(`no scenario file name contains ${only.join(' or ')}; have: ${readdirSync(dir).join(', ')}`);
     return 2;
   }
-  const results: { scenario: string; file: string; rows: BenchRow[]; notes: string[]; failed?: string; seconds: number }[] = [];
+  const results: Result[] = [];
+  let child: ChildProcess | undefined;
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      // the scenario's process stops its own children (support/procs.ts) and exits
+      interrupted = true;
+      child?.kill(sig);
+    });
+  }
   for (const f of files.sort()) {
+    if (interrupted) break;
     const t0 = Date.now();
-    let name = f;
-    try {
-      const mod = (await import(join(dir, f))) as { default: BenchScenario };
-      name = mod.default.name;
-      console.log(`# ${name}`);
-      const out = await mod.default.run();
-      for (const r of out.rows) {
-        console.log(`  ${r.metric}: ${r.value} ${r.unit}${range(r) ? ` [${range(r)}]` : ''}${r.ratio !== undefined ? ` ratio ${r.ratio.toFixed(2)}` : ''}${r.target ? ` (target ${r.target}${r.met === undefined ? '' : r.met ? ': met' : ': MISSED'})` : ''}`);
-      }
-      for (const n of out.notes ?? []) console.log(`  note: ${n}`);
-      results.push({ scenario: name, file: f, rows: out.rows, notes: out.notes ?? [], seconds: (Date.now() - t0) / 1000 });
-    } catch (err) {
-      if ((err as { skip?: boolean }).skip) {
-        console.log(`  skipped: ${(err as Error).message}`);
-        results.push({ scenario: name, file: f, rows: [], notes: [`skipped: ${(err as Error).message}`], seconds: (Date.now() - t0) / 1000 });
-        continue;
-      }
-      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      console.error(`  FAILED: ${msg}`);
-      results.push({ scenario: name, file: f, rows: [], notes: [], failed: msg.split('\n').slice(0, 12).join('\n'), seconds: (Date.now() - t0) / 1000 });
-    } finally {
-      await stopAll(); // whatever the scenario left running
+    const out = join(tmpdir(), `portcullis-bench-${process.pid}-${f}.json`);
+    rmSync(out, { force: true });
+    const code = await new Promise<number | null>((resolve) => {
+      child = spawn(process.execPath, [...process.execArgv, __filename, '--one', f, out], { stdio: 'inherit' });
+      child.once('error', () => resolve(null));
+      child.once('exit', (c, sig) => resolve(sig ? 128 : c));
+    });
+    child = undefined;
+    if (existsSync(out)) {
+      results.push(JSON.parse(readFileSync(out, 'utf8')) as Result);
+      rmSync(out, { force: true });
+    } else {
+      const failed = `${f}: its process exited (${code === null ? 'could not start' : `code ${code}`}) before it reported`;
+      console.error(`  FAILED: ${failed}`);
+      results.push({ scenario: f, file: f, rows: [], notes: [], failed, seconds: (Date.now() - t0) / 1000 });
     }
   }
+  if (interrupted) return 130;
   const date = new Date().toISOString();
   const header = { date, machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}`, node: process.version, git: gitRevision(), args: only };
   mkdirSync('bench-results', { recursive: true });
