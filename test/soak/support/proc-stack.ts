@@ -170,15 +170,18 @@ export type Scrape = Map<string, { labels: Record<string, string>; value: number
 
 /**
  * GET over fetch's pooled keep-alive connections. A connection idle about as long as the server's
- * keep-alive timeout (5 s) can be closed by the server just as a request goes out on it
- * (UND_ERR_SOCKET, seen once in CI after a 5 s wait); one retry, on a fresh connection, as a
- * scraper's next interval would.
+ * keep-alive timeout (5 s) can be closed by the server just as a request goes out on it: undici
+ * says UND_ERR_SOCKET, or ECONNRESET when the server's reset comes first (each seen once in CI,
+ * after waits of over 5 s between scrapes); one retry, on a fresh connection, as a scraper's next
+ * interval would.
  */
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET']);
+
 async function getText(url: string): Promise<string> {
   try {
     return await (await fetch(url)).text();
   } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err;
+    if (!STALE_CONNECTION.has((err as { cause?: { code?: string } }).cause?.code ?? '')) throw err;
     return (await fetch(url)).text();
   }
 }
