@@ -91,9 +91,12 @@ async function main(): Promise<number> {
   let interrupted = false;
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
-      // the scenario's process stops its own children (support/procs.ts) and exits
+      // The scenario's process stops its own children (support/procs.ts) and exits. Always a
+      // SIGTERM: a Ctrl-C has already sent it SIGINT, and a second SIGINT could arrive after its
+      // handler was taken down, killing it before its children are; its SIGTERM handler is
+      // still there then, and stopping them twice is harmless.
       interrupted = true;
-      child?.kill(sig);
+      child?.kill('SIGTERM');
     });
   }
   for (const f of files.sort()) {
