@@ -88,7 +88,7 @@ const scenario: BenchScenario = {
         notes.push(`${rig.label(c)}: upstream nginx CPU ${sig(median(pick(res[c], (r) => r.upstreamCpuMsPer1k)))} ms per 1,000 connections;${c.startsWith('edge') ? ` redis-server + policy-service CPU ${sig(median(pick(res[c], (r) => r.sideCpuMsPer1k)))} ms per 1,000 (flow events, not in the proxy figure);` : ''} wrk p99 ${sig(median(pick(res[c], (r) => r.p99Ms)))} ms; ${errs} wrk socket/status errors over all rounds`);
       }
       notes.push(
-        `load: ${wrkVersion()} -t${THREADS} -c${CONNECTIONS} -H "Connection: close", ${settings.seconds} s per round, ${settings.rounds} rounds interleaved (${cands.join(' ')}, then reversed, …), GET /small (256 B); ratio = to direct in the same run; edge/nginx rows are medians of same-round ratios`,
+        `load: ${wrkVersion()} -t${THREADS} -c${CONNECTIONS} -H "Connection: close", ${settings.seconds} s per round, ${settings.rounds} rounds interleaved (${cands.join(' ')}, each round in its own order: every candidate follows every other equally often), GET /small (256 B); ratio = to direct in the same run; edge/nginx rows are medians of same-round ratios`,
         'wrk 4.1 negotiates TLS 1.2 and resumes its session on every reconnect (nginx session tickets), so each request is a new TCP connection + an abbreviated TLS handshake through the proxy',
         `proxy CPU = utime+stime of the proxy process(es) (/proc/PID/stat, 10 ms ticks) over the round / connections; the proxies, wrk and the upstream share the machine's cores; load average at the end ${loadAverage()}`,
       );

@@ -42,6 +42,12 @@ export const settings = {
   edgeBRelay: process.env['BENCH_EDGE_B_RELAY'] ?? '',
   /** adds candidate edge-b: the same edge with its Prometheus endpoint on (metrics.listen), to measure the metrics' per-flow cost in the same run */
   edgeBMetrics: process.env['BENCH_EDGE_B_METRICS'] === '1',
+  /**
+   * with an edge-b: start edge-b before the edge. The edge process started first took 1.12-1.16x
+   * the CPU per connection of an identical one started second (A/A runs, both orders, 2026-11-28),
+   * so an A/B is run once each way and read as the geometric mean of the two ratios.
+   */
+  edgeBFirst: process.env['BENCH_EDGE_B_FIRST'] === '1',
   /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
   bare: process.env['BENCH_BARE'] === '1',
   /** adds candidate nginx-audit: nginx-stream with proxy_half_close on and a buffered access log line per connection */
@@ -440,15 +446,23 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       redis = cp.redis;
       policy = cp.policy;
       started.push(redis, policy);
-      edge = await startEdge();
-      started.push(edge);
-      if (settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBMetrics || settings.edgeBNodeArgs.length || Object.keys(settings.edgeBEnv).length) {
+      const withB = Boolean(settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBMetrics || settings.edgeBNodeArgs.length || Object.keys(settings.edgeBEnv).length);
+      const bFirst = withB && settings.edgeBFirst;
+      if (!bFirst) {
+        edge = await startEdge();
+        started.push(edge);
+      }
+      if (withB) {
         const c = cp.config as { edge: Record<string, unknown> };
         const metrics = settings.edgeBMetrics ? { metrics: { listen: `127.0.0.1:${await freePort()}` } } : {};
         writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel }, ...metrics }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBMetrics ? ', metrics.listen on (Prometheus endpoint, not scraped during the rounds)' : ''}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}`);
+        if (bFirst) {
+          edge = await startEdge();
+          started.push(edge);
+        }
+        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBMetrics ? ', metrics.listen on (Prometheus endpoint, not scraped during the rounds)' : ''}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}; started ${bFirst ? 'before' : 'after'} the edge (the edge process started first costs more per connection: run an A/B both ways, BENCH_EDGE_B_FIRST)`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }

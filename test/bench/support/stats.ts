@@ -40,15 +40,27 @@ export function series(values: number[]): Series {
 }
 
 /**
+ * The order of round `r` for n candidates: a Williams design (a Latin square balanced for the
+ * candidate before: over n rounds, n even, or 2n rounds, n odd, each candidate runs first once and
+ * follows every other one equally often). With A B C D / D C B A, B always ran after A or C.
+ */
+export function roundOrder(n: number, r: number): number[] {
+  const base = [0];
+  for (let i = 1, lo = 1, hi = n - 1; base.length < n; i++) base.push(i % 2 ? lo++ : hi--);
+  const order = base.map((x) => (x + r) % n);
+  return n % 2 === 1 && Math.floor(r / n) % 2 === 1 ? order.reverse() : order;
+}
+
+/**
  * Runs `measure(candidate, round)` for every candidate, interleaved for `rounds` rounds, so that
- * slow drifts of a shared machine hit every candidate alike; odd rounds run in reverse order
- * (A B C, C B A, A B C …) so that no candidate always follows the same one (after-effects of the
- * previous candidate's load, e.g. sockets in TIME_WAIT, cancel out).
+ * slow drifts of a shared machine hit every candidate alike, each round in its own order
+ * (roundOrder) so that the after-effects of the candidate before (sockets in TIME_WAIT, caches)
+ * fall on every candidate alike.
  */
 export async function interleave<C extends string, R>(candidates: readonly C[], rounds: number, measure: (candidate: C, round: number) => Promise<R>, log = true): Promise<Record<C, R[]>> {
   const out = Object.fromEntries(candidates.map((c) => [c, [] as R[]])) as Record<C, R[]>;
   for (let r = 0; r < rounds; r++) {
-    for (const c of r % 2 ? [...candidates].reverse() : candidates) {
+    for (const c of roundOrder(candidates.length, r).map((i) => candidates[i] as C)) {
       const t = Date.now();
       const res = await measure(c, r);
       out[c].push(res);
