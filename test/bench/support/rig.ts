@@ -43,7 +43,7 @@ export const settings = {
   /** adds candidate edge-b: the same edge with its Prometheus endpoint on (metrics.listen), to measure the metrics' per-flow cost in the same run */
   edgeBMetrics: process.env['BENCH_EDGE_B_METRICS'] === '1',
   /**
-   * with an edge-b: start edge-b before the edge. The edge process started first took 1.12-1.16x
+   * with an edge-b: start edge-b before the edge. The edge process started first took 1.11-1.16x
    * the CPU per connection of an identical one started second (A/A runs, both orders, 2026-11-28),
    * so an A/B is run once each way and read as the geometric mean of the two ratios.
    */
