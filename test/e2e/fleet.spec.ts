@@ -219,10 +219,12 @@ describe('fleet on one machine: 3 edges, 2 policy replicas, 2 audit instances, o
       // nothing twice, anywhere in the log
       const ids = lines.map((l) => `${l.flowId}|${l.event}`);
       expect(ids.length - new Set(ids).size).toBe(0);
+      // an excused flow may lack its events, never have more than its (edge, src) completed: the
+      // client port may have come round again (seen in CI: 2 flow.starts for a port used twice)
       for (const c of excused) {
         const x = m.get(key(c.edge, c.src));
-        expect(x?.start ?? 0).toBeLessThanOrEqual(1);
-        expect(x?.end ?? 0).toBeLessThanOrEqual(1);
+        expect(x?.start ?? 0).toBeLessThanOrEqual(times(c));
+        expect(x?.end ?? 0).toBeLessThanOrEqual(times(c));
       }
       // every flow the surviving edges started (probes and refusals too) has ended
       const survivors = lines.filter((l) => l['nodeId'] !== 'edge-1');
