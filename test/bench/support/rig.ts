@@ -43,9 +43,9 @@ export const settings = {
   /** adds candidate edge-b: the same edge with its Prometheus endpoint on (metrics.listen), to measure the metrics' per-flow cost in the same run */
   edgeBMetrics: process.env['BENCH_EDGE_B_METRICS'] === '1',
   /**
-   * with an edge-b: start edge-b before the edge. The edge process started first took 1.11-1.16x
-   * the CPU per connection of an identical one started second (A/A runs, both orders, 2026-11-28),
-   * so an A/B is run once each way and read as the geometric mean of the two ratios.
+   * with an edge-b: start edge-b before the edge. In A/A runs (2026-11-28) the edge process started
+   * first tended to take 6-16% more CPU per connection than an identical one started second, not
+   * steadily: an A/B is run once each way and read as the geometric mean (test/bench/README.md).
    */
   edgeBFirst: process.env['BENCH_EDGE_B_FIRST'] === '1',
   /** adds candidate node-bare: a minimal Node relay with no policy, logs or events (the floor for Node) */
@@ -462,7 +462,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
           edge = await startEdge();
           started.push(edge);
         }
-        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBMetrics ? ', metrics.listen on (Prometheus endpoint, not scraped during the rounds)' : ''}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}; started ${bFirst ? 'before' : 'after'} the edge (the edge process started first costs more per connection: run an A/B both ways, BENCH_EDGE_B_FIRST)`);
+        notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBMetrics ? ', metrics.listen on (Prometheus endpoint, not scraped during the rounds)' : ''}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}; started ${bFirst ? 'before' : 'after'} the edge (the edge process started first tended to cost more per connection: run an A/B both ways, BENCH_EDGE_B_FIRST)`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
     }
