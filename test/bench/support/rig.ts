@@ -448,20 +448,18 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
       started.push(redis, policy);
       const withB = Boolean(settings.edgeBLogLevel || settings.edgeBDist || settings.edgeBRelay || settings.edgeBMetrics || settings.edgeBNodeArgs.length || Object.keys(settings.edgeBEnv).length);
       const bFirst = withB && settings.edgeBFirst;
-      if (!bFirst) {
+      const startMainEdge = async (): Promise<void> => {
         edge = await startEdge();
         started.push(edge);
-      }
+      };
+      if (!bFirst) await startMainEdge();
       if (withB) {
         const c = cp.config as { edge: Record<string, unknown> };
         const metrics = settings.edgeBMetrics ? { metrics: { listen: `127.0.0.1:${await freePort()}` } } : {};
         writeFileSync(cfgBPath, stringify({ ...c, edge: { ...c.edge, nodeId: 'bench-edge-b', ...(settings.edgeBRelay ? { relay: settings.edgeBRelay } : {}), listeners: [{ name: 'tls', mode: 'sni', listen: `127.0.0.1:${edgeBPort}`, upstreamPort: upPort }] }, log: { level: settings.edgeBLogLevel || settings.edgeLogLevel }, ...metrics }));
         edgeB = await startEdge('b');
         started.push(edgeB);
-        if (bFirst) {
-          edge = await startEdge();
-          started.push(edge);
-        }
+        if (bFirst) await startMainEdge();
         notes.push(`edge-b: ${settings.edgeBDist ? `the edge built in ${settings.edgeBDist}` : 'the same edge build'}, same policy service, log level ${settings.edgeBLogLevel || settings.edgeLogLevel}, relay ${settings.edgeBRelay || 'as configured (native unless the addon is missing)'}${settings.edgeBMetrics ? ', metrics.listen on (Prometheus endpoint, not scraped during the rounds)' : ''}${settings.edgeBNodeArgs.length ? `, node ${settings.edgeBNodeArgs.join(' ')}` : ''}${Object.keys(settings.edgeBEnv).length ? `, env ${process.env['BENCH_EDGE_B_ENV']}` : ''}; started ${bFirst ? 'before' : 'after'} the edge (the edge process started first tended to cost more per connection: run an A/B both ways, BENCH_EDGE_B_FIRST)`);
       }
       notes.push(`edge: node ${process.version}, log level ${settings.edgeLogLevel} (flow logs to a file), flow events to a local redis-server${settings.profile ? ', --cpu-prof (figures inflated by the profiler)' : ''}${settings.edgeNodeArgs.length ? `, node ${settings.edgeNodeArgs.join(' ')}` : ''}`);
